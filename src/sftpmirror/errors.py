@@ -1,0 +1,77 @@
+"""Errors and exit codes: one small tree, the exit code on the class, mapped in one place.
+
+    SftpMirrorError                 exit 1   (base; never raised bare)
+    ├── UsageError                  exit 2   bad arguments, URL, local directory, config
+    ├── ConnectError                exit 3   TCP, SSH transport, lost connection
+    │   └── HostKeyError            exit 3   unknown or changed host key
+    ├── AuthError                   exit 4   login refused
+    ├── RemoteError                 exit 5   the server refused an SFTP operation we cannot skip
+    └── SafetyError                 exit 6   refused because it could lose data
+
+Per-file failures are not exceptions that escape: execute() records them in the Report and the
+run exits with ``ExitStatus.FAILED_ITEMS`` (1). asyncssh's exceptions are translated into these
+only at the SSH/SFTP boundary (``remote.py`` and ``ssh.py``). Messages never contain passwords.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    FAILED_ITEMS = 1
+    USAGE = 2
+    CONNECTION = 3
+    AUTH = 4
+    REMOTE = 5
+    SAFETY = 6
+    INTERRUPTED = 130
+
+
+class SftpMirrorError(Exception):
+    """Base of every error sftpmirror reports to the user."""
+
+    exit_status = ExitStatus.FAILED_ITEMS
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(SftpMirrorError):
+    """Bad command-line input, URL, or local directory."""
+
+    exit_status = ExitStatus.USAGE
+
+
+class ConnectError(SftpMirrorError):
+    """The SSH connection could not be made or was lost."""
+
+    exit_status = ExitStatus.CONNECTION
+
+
+class HostKeyError(ConnectError):
+    """The server's host key is unknown or differs from the one in known_hosts."""
+
+
+class AuthError(SftpMirrorError):
+    """The server refused every authentication we offered."""
+
+    exit_status = ExitStatus.AUTH
+
+
+class RemoteError(SftpMirrorError):
+    """The server refused an SFTP operation the run cannot do without."""
+
+    exit_status = ExitStatus.REMOTE
+
+
+class SafetyError(SftpMirrorError):
+    """Refused because going on could lose data."""
+
+    exit_status = ExitStatus.SAFETY

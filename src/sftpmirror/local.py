@@ -1,0 +1,183 @@
+"""LocalTree: the local side of a mirror (the source of a push, the destination of a pull).
+
+As a source it follows symbolic links that stay inside the tree (a static site generator's
+``static/`` links, say) and skips, with a warning, those that point outside, dangle, or loop.
+As a destination it never follows a link: a link is an entry of its own, replaced or removed
+like a file, so a pull cannot be steered into writing outside LOCAL_DIR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+
+from .errors import UsageError
+from .model import Entry, Kind, Listing
+from .tree import Excludes, FileReader, FileWriter, temp_name
+
+
+class _Reader:
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    async def read(self, size: int, offset: int) -> bytes:
+        return await asyncio.to_thread(os.pread, self._fd, size, offset)
+
+
+class _Writer:
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    async def write(self, data: bytes, offset: int) -> int:
+        return await asyncio.to_thread(_pwrite_all, self._fd, data, offset)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> int:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+    return len(data)
+
+
+class LocalTree:
+    def __init__(self, root: Path, *, follow_symlinks: bool) -> None:
+        self.root = root
+        self.label = str(root)
+        self.follow_symlinks = follow_symlinks
+
+    def _full(self, path: str) -> str:
+        return os.path.join(self.root, path) if path else str(self.root)
+
+    async def scan(self, excludes: Excludes) -> Listing:
+        return await asyncio.to_thread(self._scan, excludes)
+
+    def _scan(self, excludes: Excludes) -> Listing:
+        listing = Listing()
+        try:
+            top = os.stat(self.root)
+        except FileNotFoundError:
+            listing.root_exists = False
+            return listing
+        except OSError as e:
+            raise UsageError(f"cannot read {self.root}: {e.strerror}") from None
+        if not stat.S_ISDIR(top.st_mode):
+            raise UsageError(f"not a directory: {self.root}")
+        real_root = os.path.realpath(self.root)
+        stack: list[tuple[str, tuple[str, ...]]] = [("", (real_root,))]
+        while stack:
+            rel_dir, ancestors = stack.pop()
+            try:
+                with os.scandir(self._full(rel_dir)) as it:
+                    items = list(it)
+            except OSError as e:
+                listing.warnings.append(f"{rel_dir or '.'}: cannot list: {e.strerror}")
+                continue
+            for item in items:
+                rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
+                entry = self._entry(item, rel, real_root, ancestors, listing)
+                if entry is None:
+                    continue
+                if excludes(rel, entry.kind is Kind.DIR):
+                    listing.excluded.add(rel)
+                    continue
+                listing.add(entry)
+                if entry.kind is Kind.DIR:
+                    stack.append((rel, (*ancestors, os.path.realpath(item.path))))
+        return listing
+
+    def _entry(
+        self,
+        item: os.DirEntry[str],
+        rel: str,
+        real_root: str,
+        ancestors: tuple[str, ...],
+        listing: Listing,
+    ) -> Entry | None:
+        try:
+            st = item.stat(follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                if not self.follow_symlinks:
+                    return Entry(rel, Kind.SYMLINK, mtime=int(st.st_mtime))
+                target = os.path.realpath(item.path)
+                if os.path.commonpath([real_root, target]) != real_root:
+                    listing.warnings.append(
+                        f"{rel}: symbolic link points outside the tree, skipped"
+                    )
+                    return None
+                if target in ancestors:
+                    listing.warnings.append(f"{rel}: symbolic link loop, skipped")
+                    return None
+                st = os.stat(item.path)
+        except FileNotFoundError:
+            listing.warnings.append(f"{rel}: dangling symbolic link, skipped")
+            return None
+        except OSError as e:
+            listing.warnings.append(f"{rel}: {e.strerror}, skipped")
+            return None
+        mode = stat.S_IMODE(st.st_mode)
+        if stat.S_ISDIR(st.st_mode):
+            return Entry(rel, Kind.DIR, mtime=int(st.st_mtime), mode=mode)
+        if stat.S_ISREG(st.st_mode):
+            return Entry(rel, Kind.FILE, size=st.st_size, mtime=int(st.st_mtime), mode=mode)
+        listing.warnings.append(f"{rel}: not a regular file or directory, skipped")
+        return None
+
+    async def mkdir(self, entry: Entry, *, perms: bool) -> None:
+        path = self._full(entry.path)
+        if not entry.path:
+            await asyncio.to_thread(os.makedirs, path, exist_ok=True)
+            return
+        await asyncio.to_thread(os.mkdir, path, 0o700)
+        await asyncio.to_thread(os.chmod, path, (entry.mode & 0o777) if perms else 0o755)
+
+    async def set_attrs(self, entry: Entry, *, perms: bool) -> None:
+        path = self._full(entry.path)
+        if perms:
+            await asyncio.to_thread(os.chmod, path, entry.mode & 0o777, follow_symlinks=False)
+        if entry.kind is Kind.FILE:
+            await asyncio.to_thread(
+                os.utime, path, (entry.mtime, entry.mtime), follow_symlinks=False
+            )
+
+    async def remove(self, entry: Entry) -> None:
+        await asyncio.to_thread(os.unlink, self._full(entry.path))
+
+    async def rmdir(self, entry: Entry) -> None:
+        await asyncio.to_thread(os.rmdir, self._full(entry.path))
+
+    @asynccontextmanager
+    async def open_read(self, path: str) -> AsyncIterator[FileReader]:
+        fd = await asyncio.to_thread(os.open, self._full(path), os.O_RDONLY)
+        try:
+            yield _Reader(fd)
+        finally:
+            os.close(fd)
+
+    @asynccontextmanager
+    async def open_write(self, entry: Entry, *, perms: bool) -> AsyncIterator[FileWriter]:
+        final = self._full(entry.path)
+        directory, name = os.path.split(final)
+        tmp = os.path.join(directory, temp_name(name))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        fd = await asyncio.to_thread(os.open, tmp, flags, 0o600)
+        try:
+            yield _Writer(fd)
+            os.fchmod(fd, (entry.mode & 0o777) if perms else 0o644)
+            os.utime(fd, (entry.mtime, entry.mtime))
+        except BaseException:
+            os.close(fd)
+            with suppress(OSError):
+                os.unlink(tmp)
+            raise
+        os.close(fd)
+        try:
+            await asyncio.to_thread(os.replace, tmp, final)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(tmp)
+            raise

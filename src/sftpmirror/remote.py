@@ -1,0 +1,199 @@
+"""RemoteTree: the SFTP side, over one asyncssh SFTP client (many requests in flight).
+
+Directory scans run concurrently; every name the server lists is checked before it is used
+(a hostile or broken server must not make a pull write outside LOCAL_DIR). asyncssh's SFTP
+errors become ``RemoteError`` here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import posixpath
+import stat
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncssh
+
+from .errors import RemoteError
+from .model import Entry, Kind, Listing
+from .tree import Excludes, FileReader, FileWriter, temp_name
+
+SCAN_CONCURRENCY = 32
+
+# Errors that mean the session is gone: they abort a run instead of failing one file.
+CONNECTION_ERRORS = (
+    asyncssh.ConnectionLost,
+    asyncssh.DisconnectError,
+    asyncssh.SFTPConnectionLost,
+    asyncssh.SFTPNoConnection,
+    ConnectionError,
+)
+
+
+def describe_sftp_error(exc: asyncssh.SFTPError) -> str:
+    reason = exc.reason or type(exc).__name__
+    if isinstance(exc, asyncssh.SFTPNoSuchFile):
+        return f"no such file or directory ({reason})"
+    if isinstance(exc, asyncssh.SFTPPermissionDenied):
+        return f"permission denied ({reason})"
+    return reason
+
+
+def _unsafe_name(name: str) -> str | None:
+    if name in ("", ".", ".."):
+        return "is not a file name"
+    if "/" in name or "\0" in name:
+        return "contains '/' or NUL"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        return "contains control characters"
+    return None
+
+
+class RemoteTree:
+    def __init__(self, sftp: asyncssh.SFTPClient, root: str, label: str) -> None:
+        self.sftp = sftp
+        self.root = root
+        self.label = label
+        self._posix_rename = True
+
+    def _full(self, path: str) -> str:
+        if not path:
+            return self.root or "."
+        return posixpath.join(self.root, path) if self.root else path
+
+    async def scan(self, excludes: Excludes) -> Listing:
+        listing = Listing()
+        try:
+            attrs = await self.sftp.stat(self._full(""))
+        except asyncssh.SFTPNoSuchFile:
+            listing.root_exists = False
+            return listing
+        except asyncssh.SFTPError as e:
+            raise RemoteError(f"{self.label}: {describe_sftp_error(e)}") from None
+        if not stat.S_ISDIR(attrs.permissions or 0):
+            raise RemoteError(f"{self.label}: not a directory")
+        limit = asyncio.Semaphore(SCAN_CONCURRENCY)
+        async with asyncio.TaskGroup() as group:
+
+            async def list_dir(rel_dir: str) -> None:
+                async with limit:
+                    names = await self._readdir(rel_dir)
+                seen: set[str] = set()
+                for name in names:
+                    if name.filename in (".", ".."):
+                        continue
+                    child = self._entry(rel_dir, name, seen, listing)
+                    if child is None:
+                        continue
+                    if excludes(child.path, child.kind is Kind.DIR):
+                        listing.excluded.add(child.path)
+                        continue
+                    listing.add(child)
+                    if child.kind is Kind.DIR:
+                        group.create_task(list_dir(child.path))
+
+            group.create_task(list_dir(""))
+        return listing
+
+    async def _readdir(self, rel_dir: str) -> list[asyncssh.SFTPName]:
+        try:
+            return [name async for name in self.sftp.scandir(self._full(rel_dir))]
+        except asyncssh.SFTPError as e:
+            raise RemoteError(
+                f"cannot list {self._full(rel_dir)}: {describe_sftp_error(e)}"
+            ) from None
+
+    def _entry(
+        self, rel_dir: str, name: asyncssh.SFTPName, seen: set[str], listing: Listing
+    ) -> Entry | None:
+        filename = name.filename
+        if not isinstance(filename, str):
+            raise RemoteError(f"{rel_dir or '.'}: the server listed a name that is not UTF-8")
+        if problem := _unsafe_name(filename):
+            raise RemoteError(
+                f"the server listed an unsafe name {filename!r} in {self._full(rel_dir)}: "
+                f"it {problem}; refusing to go on"
+            )
+        if filename in seen:
+            raise RemoteError(f"the server listed {filename!r} twice in {self._full(rel_dir)}")
+        seen.add(filename)
+        rel = f"{rel_dir}/{filename}" if rel_dir else filename
+        attrs = name.attrs
+        mode = attrs.permissions or 0
+        mtime = int(attrs.mtime or 0)
+        if stat.S_ISDIR(mode):
+            return Entry(rel, Kind.DIR, mtime=mtime, mode=stat.S_IMODE(mode))
+        if stat.S_ISREG(mode):
+            return Entry(rel, Kind.FILE, attrs.size or 0, mtime, stat.S_IMODE(mode))
+        if stat.S_ISLNK(mode):
+            return Entry(rel, Kind.SYMLINK, mtime=mtime)
+        listing.warnings.append(f"{rel}: not a regular file, directory or link, skipped")
+        return None
+
+    async def mkdir(self, entry: Entry, *, perms: bool) -> None:
+        path = self._full(entry.path)
+        if not entry.path:
+            await self.sftp.makedirs(path, exist_ok=True)
+            return
+        mode = entry.mode & 0o777 if perms else None
+        await self.sftp.mkdir(path, asyncssh.SFTPAttrs(permissions=mode))
+        if mode is not None:  # mkdir's mode passes through the server's umask; chmod does not
+            await self.sftp.chmod(path, mode)
+
+    async def set_attrs(self, entry: Entry, *, perms: bool) -> None:
+        attrs = asyncssh.SFTPAttrs()
+        if perms:
+            attrs.permissions = entry.mode & 0o777
+        if entry.kind is Kind.FILE:
+            attrs.atime = attrs.mtime = entry.mtime
+        await self.sftp.setstat(self._full(entry.path), attrs)
+
+    async def remove(self, entry: Entry) -> None:
+        await self.sftp.remove(self._full(entry.path))
+
+    async def rmdir(self, entry: Entry) -> None:
+        await self.sftp.rmdir(self._full(entry.path))
+
+    @asynccontextmanager
+    async def open_read(self, path: str) -> AsyncIterator[FileReader]:
+        async with self.sftp.open(self._full(path), "rb") as f:
+            yield f
+
+    @asynccontextmanager
+    async def open_write(self, entry: Entry, *, perms: bool) -> AsyncIterator[FileWriter]:
+        final = self._full(entry.path)
+        directory, name = posixpath.split(final)
+        tmp = posixpath.join(directory, temp_name(name))
+        f = await self.sftp.open(tmp, "xb", asyncssh.SFTPAttrs(permissions=0o600))
+        try:
+            yield f
+            attrs = asyncssh.SFTPAttrs(atime=entry.mtime, mtime=entry.mtime)
+            attrs.permissions = entry.mode & 0o777 if perms else 0o644
+            await f.setstat(attrs)
+            await f.close()
+            await self._rename(tmp, final)
+        except BaseException:
+            await asyncio.shield(self._discard(f, tmp))
+            raise
+
+    async def _discard(self, f: asyncssh.SFTPClientFile, tmp: str) -> None:
+        try:
+            await f.close()
+            await self.sftp.remove(tmp)
+        except (asyncssh.Error, OSError):
+            pass  # the connection is gone; the next run sweeps the temporary file
+
+    async def _rename(self, tmp: str, final: str) -> None:
+        if self._posix_rename:
+            try:
+                await self.sftp.posix_rename(tmp, final)
+                return
+            except asyncssh.SFTPOpUnsupported:
+                self._posix_rename = False
+        # No atomic replace on this server: the final name is missing for one round trip.
+        try:
+            await self.sftp.rename(tmp, final)
+        except asyncssh.SFTPFailure:
+            await self.sftp.remove(final)
+            await self.sftp.rename(tmp, final)

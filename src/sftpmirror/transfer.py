@@ -1,0 +1,128 @@
+"""execute(): carry out a Plan between two Trees with bounded concurrency; return a Report.
+
+Each step's actions are shared by ``jobs`` workers, so at most ``jobs`` files are in flight on
+the one SFTP session (and each file's writes are pipelined by asyncssh). A failed action is
+recorded and the run goes on; after any failure the destructive phases (delete, rmdir) are held
+back. A lost connection is not a per-file failure: it aborts the run with ``ConnectError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import asyncssh
+
+from .errors import ConnectError
+from .model import Action, Failure, Kind, Op, Plan, Report
+from .progress import Reporter
+from .remote import CONNECTION_ERRORS, describe_sftp_error
+from .tree import Tree
+
+CHUNK = 1 << 20  # bytes read from the source per request; asyncssh splits writes into blocks
+
+
+async def copy_file(src: Tree, dst: Tree, action: Action, *, perms: bool) -> int:
+    """Stream one file from ``src`` to ``dst`` (atomically replaced); return the bytes copied."""
+    offset = 0
+    async with (
+        src.open_read(action.path) as reader,
+        dst.open_write(action.entry, perms=perms) as writer,
+    ):
+        while data := await reader.read(CHUNK, offset):
+            await writer.write(data, offset)
+            offset += len(data)
+    return offset
+
+
+async def _apply(action: Action, src: Tree, dst: Tree, perms: bool) -> int:
+    entry = action.entry
+    match action.op:
+        case Op.COPY | Op.REPLACE:
+            return await copy_file(src, dst, action, perms=perms)
+        case Op.MKDIR:
+            await dst.mkdir(entry, perms=perms)
+        case Op.ATTRS:
+            await dst.set_attrs(entry, perms=perms)
+        case Op.CLEAR if entry.kind is Kind.DIR:
+            await dst.rmdir(entry)
+        case Op.RMDIR:
+            await dst.rmdir(entry)
+        case Op.CLEAR | Op.DELETE:
+            await dst.remove(entry)
+    return 0
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, asyncssh.SFTPError):
+        return describe_sftp_error(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+class _Run:
+    def __init__(self, src: Tree, dst: Tree, jobs: int, perms: bool, reporter: Reporter) -> None:
+        self.src, self.dst, self.jobs, self.perms = src, dst, max(1, jobs), perms
+        self.reporter = reporter
+        self.report = Report()
+        self.failed_dirs: set[str] = set()
+
+    def fail(self, action: Action, message: str) -> None:
+        self.report.failures.append(Failure(action.path, action.op, message))
+        if action.op is Op.MKDIR:
+            self.failed_dirs.add(action.path)
+        self.reporter.failed(action, message)
+
+    def _blocked(self, action: Action) -> str | None:
+        parent = action.entry.parent
+        while parent:
+            if parent in self.failed_dirs:
+                return f"skipped: {parent}/ could not be created"
+            parent = parent.rpartition("/")[0]
+        return None
+
+    async def worker(self, actions: Iterator[Action]) -> None:
+        for action in actions:
+            if blocked := self._blocked(action):
+                self.fail(action, blocked)
+                continue
+            try:
+                nbytes = await _apply(action, self.src, self.dst, self.perms)
+            except CONNECTION_ERRORS as e:
+                raise ConnectError(f"connection lost: {_message(e)}") from None
+            except (asyncssh.SFTPError, OSError) as e:
+                self.fail(action, _message(e))
+            else:
+                self.report.done[action.op] += 1
+                self.report.bytes_copied += nbytes
+                self.reporter.done(action, nbytes)
+
+    async def step(self, actions: tuple[Action, ...]) -> None:
+        shared = iter(actions)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(self.jobs, len(actions))):
+                    group.create_task(self.worker(shared))
+        except BaseExceptionGroup as group_error:
+            raise group_error.exceptions[0] from None
+
+
+async def execute(
+    plan: Plan, src: Tree, dst: Tree, *, jobs: int, perms: bool, reporter: Reporter
+) -> Report:
+    run = _Run(src, dst, jobs, perms, reporter)
+    started = time.monotonic()
+    for action in plan.conflicts:
+        run.fail(action, action.reason)
+    for phase in plan.phases:
+        if phase.destructive and run.report.failures:
+            held = len(phase.actions())
+            run.report.not_run += held
+            reporter.warning(f"not running {held} {phase.name} action(s): there were errors")
+            continue
+        for step in phase.steps:
+            await run.step(step)
+    run.report.elapsed = time.monotonic() - started
+    return run.report

@@ -1,0 +1,72 @@
+"""The one protocol both sides implement, so push and pull are the same code with the sides swapped.
+
+Writes are atomic per file: ``open_write`` yields a writer on a hidden temporary name in the
+same directory; leaving the block normally sets the attributes and renames it over the final
+name, leaving it by an exception removes the temporary file. A reader of the final name sees
+the old file or the new one, never a part of either.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+import pathspec
+
+from .model import Entry, Listing
+
+TEMP_PREFIX = ".sftpmirror."
+TEMP_SUFFIX = ".part"
+
+
+class FileReader(Protocol):
+    async def read(self, size: int, offset: int) -> bytes: ...
+
+
+class FileWriter(Protocol):
+    async def write(self, data: bytes, offset: int) -> int: ...
+
+
+class Tree(Protocol):
+    label: str
+
+    async def scan(self, excludes: Excludes) -> Listing: ...
+
+    async def mkdir(self, entry: Entry, *, perms: bool) -> None:
+        """Create the directory (``entry.path == ""``: the root, with its parents)."""
+
+    async def set_attrs(self, entry: Entry, *, perms: bool) -> None:
+        """Set permission bits (when ``perms``) and, for files, the modification time."""
+
+    async def remove(self, entry: Entry) -> None:
+        """Remove a file or symbolic link (never follows the link)."""
+
+    async def rmdir(self, entry: Entry) -> None: ...
+
+    def open_read(self, path: str) -> AbstractAsyncContextManager[FileReader]: ...
+
+    def open_write(self, entry: Entry, *, perms: bool) -> AbstractAsyncContextManager[FileWriter]:
+        """Write to a temporary name; on success set attributes and rename over ``entry.path``."""
+
+
+class Excludes:
+    """gitignore-style patterns, matched against paths relative to the tree's root."""
+
+    def __init__(self, patterns: tuple[str, ...] = ()) -> None:
+        self.patterns = patterns
+        self._spec = pathspec.GitIgnoreSpec.from_lines(patterns) if patterns else None
+
+    def __call__(self, path: str, is_dir: bool) -> bool:
+        if self._spec is None:
+            return False
+        return bool(self._spec.match_file(path + "/" if is_dir else path))
+
+
+def temp_name(name: str) -> str:
+    """A hidden name beside ``name`` for an upload in progress, within NAME_MAX (255 bytes)."""
+    tag = secrets.token_hex(4)
+    room = 255 - len(TEMP_PREFIX) - len(tag) - 1 - len(TEMP_SUFFIX)
+    base = os.fsencode(name)[:room].decode("utf-8", "ignore")
+    return f"{TEMP_PREFIX}{tag}.{base}{TEMP_SUFFIX}"

@@ -1,0 +1,99 @@
+"""Where the remote tree is: ``sftp://user@host:port/path`` or scp-style ``user@host:path``.
+
+Paths follow OpenSSH's ``sftp`` client: ``sftp://host/public_html`` and ``host:public_html`` are
+relative to the login directory (what lftp's ``cd public_html`` does); ``sftp://host//srv/www``
+and ``host:/srv/www`` are absolute; ``sftp://host/~/x`` is ``x`` in the login directory. The
+host may be an alias from ``~/.ssh/config``. A password in the URL is refused: it would sit in
+the shell history and in ``ps`` output.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from .errors import UsageError
+
+_URL = re.compile(
+    r"^sftp://(?:(?P<userinfo>[^@/]*)@)?(?P<host>\[[^\]]+\]|[^:/\[\]]+)(?::(?P<port>[^/]*))?"
+    r"(?P<path>/.*)?$",
+    re.IGNORECASE,
+)
+_SCP = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>\[[^\]]+\]|[^:/\[\]@]+):(?P<path>.*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteSpec:
+    host: str
+    path: str = ""
+    user: str | None = None
+    port: int | None = None
+
+    def __str__(self) -> str:
+        user = f"{self.user}@" if self.user else ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = f":{self.port}" if self.port else ""
+        return f"sftp://{user}{host}{port}/{self.path}"
+
+
+def is_remote(text: str) -> bool:
+    """True for ``sftp://…`` and ``[user@]host:path``; a local path with a colon needs ``./``."""
+    if text.lower().startswith("sftp://"):
+        return True
+    return bool(_SCP.match(text)) and not text.startswith(("/", ".", "~"))
+
+
+def parse_remote(text: str) -> RemoteSpec:
+    if text.lower().startswith("sftp://"):
+        return _parse_url(text)
+    match = _SCP.match(text)
+    if not match or text.startswith(("/", ".", "~")):
+        raise UsageError(f"not a remote location: {text!r} (expected sftp://user@host/path)")
+    return RemoteSpec(
+        host=_host(match["host"], text), path=_clean(match["path"]), user=match["user"]
+    )
+
+
+def _parse_url(text: str) -> RemoteSpec:
+    match = _URL.match(text)
+    if not match:
+        raise UsageError(f"malformed URL: {text!r} (expected sftp://user@host[:port]/path)")
+    user: str | None = None
+    if match["userinfo"] is not None:
+        if ":" in match["userinfo"]:
+            raise UsageError(
+                "a password in the URL is refused (it would show in ps and shell history); "
+                "use --password-file FILE or SFTPMIRROR_PASSWORD"
+            )
+        user = unquote(match["userinfo"]) or None
+    port: int | None = None
+    if match["port"]:
+        if not match["port"].isdigit() or not 0 < int(match["port"]) < 65536:
+            raise UsageError(f"bad port in {text!r}")
+        port = int(match["port"])
+    raw = unquote(match["path"] or "")
+    if raw.startswith("//"):
+        path = "/" + raw.lstrip("/")
+    elif raw.startswith("/~/") or raw == "/~":
+        path = raw[3:]
+    else:
+        path = raw[1:]
+    return RemoteSpec(host=_host(match["host"], text), path=_clean(path), user=user, port=port)
+
+
+def _host(raw: str, text: str) -> str:
+    host = raw[1:-1] if raw.startswith("[") else raw
+    if not host:
+        raise UsageError(f"no host in {text!r}")
+    return host
+
+
+def _clean(path: str) -> str:
+    """Drop trailing slashes and ``.`` components; keep a leading ``/``; refuse NUL."""
+    if "\0" in path:
+        raise UsageError("NUL byte in remote path")
+    absolute = path.startswith("/")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    joined = "/".join(parts)
+    return "/" + joined if absolute else joined
