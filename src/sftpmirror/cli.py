@@ -20,6 +20,7 @@ from . import __version__, api
 from .api import DEFAULT_JOBS, MirrorOptions, Result
 from .auth import ConnectOptions, Secret, password_from_env, read_password_file
 from .errors import ExitStatus, SftpMirrorError
+from .model import Op
 from .plan import describe
 from .progress import Reporter, TextReporter
 from .server import DEFAULT_USER, ServerConfig, generate_password, serve
@@ -161,9 +162,9 @@ def _summary(result: Result) -> str:
     report = result.report
     if report.dry_run:
         counts = result.plan.counts()
-        parts = [f"{n} {op.value}" for op, n in sorted(counts.items()) if n]
+        parts = [f"{counts[op]} {op.value}" for op in Op if counts[op]]
         return f"dry run: would do {', '.join(parts) or 'nothing'}; nothing was changed"
-    parts = [f"{n} {op.value}" for op, n in sorted(report.done.items()) if n]
+    parts = [f"{report.done[op]} {op.value}" for op in Op if report.done[op]]
     line = (
         f"done: {', '.join(parts) or 'nothing to do'}; "
         f"{_human(report.bytes_copied)} in {report.elapsed:.1f}s"
@@ -197,7 +198,7 @@ def _finish(result: Result | None, status: int) -> None:
     sys.exit(status)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="sftpmirror", context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sftpmirror")
 def main() -> None:
     """Mirror a directory to, or from, a server you can only reach over SFTP."""

@@ -107,7 +107,10 @@ class _AuthServer(asyncssh.SSHServer):
 
 
 @asynccontextmanager
-async def serve(config: ServerConfig) -> AsyncIterator[ServerInfo]:
+async def serve(
+    config: ServerConfig, sftp_class: type[asyncssh.SFTPServer] = asyncssh.SFTPServer
+) -> AsyncIterator[ServerInfo]:
+    """Listen until the block ends. ``sftp_class`` lets tests inject faults or watch requests."""
     root = config.root.resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"not a directory: {root}")
@@ -117,7 +120,7 @@ async def serve(config: ServerConfig) -> AsyncIterator[ServerInfo]:
         keys = list(asyncssh.read_public_key_list(config.authorized_keys))
 
     def sftp_factory(chan: asyncssh.SSHServerChannel[bytes]) -> asyncssh.SFTPServer:
-        return asyncssh.SFTPServer(chan, chroot=os.fsencode(root))
+        return sftp_class(chan, chroot=os.fsencode(root))
 
     server = await asyncssh.create_server(
         lambda: _AuthServer(config, keys),

@@ -37,6 +37,15 @@ def _offered(options: ConnectOptions) -> str:
     )
 
 
+def _denied_hint(options: ConnectOptions) -> str:
+    if options.password is not None and not options.identities:
+        return "check the user name and the password"
+    return (
+        "check the user name, and that the server has your public key (a chrooted account "
+        "cannot read ~/.ssh inside its chroot); or give the password"
+    )
+
+
 @asynccontextmanager
 async def connect(
     spec: RemoteSpec, options: ConnectOptions
@@ -66,8 +75,7 @@ async def connect(
     except asyncssh.PermissionDenied:
         raise AuthError(
             f"permission denied: {where} refused {_offered(options)}",
-            hint="check the user name and password; with keys, check the server has your public "
-            "key (a chrooted account cannot read ~/.ssh inside the chroot)",
+            hint=_denied_hint(options),
         ) from None
     except asyncssh.DisconnectError as e:
         if "too many authentication failures" in e.reason.lower():

@@ -1,0 +1,99 @@
+"""Helpers for the end-to-end tests: run the CLI, build sites, snapshot trees on disk."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from sftpmirror.cli import main
+from tests.conftest import Target
+
+
+def run_cli(
+    *args: str,
+    target: Target | None = None,
+    password: str | None = None,
+    known_hosts: bool = True,
+) -> Result:
+    """``sftpmirror ARGS`` in-process; the password goes through the environment, never argv."""
+    env = {"SFTPMIRROR_PASSWORD": password or (target.password if target else "")}
+    extra: list[str] = []
+    if target is not None and known_hosts:
+        extra = ["--known-hosts", str(target.known_hosts)]
+    return CliRunner().invoke(main, [*args, *extra], env=env, catch_exceptions=False)
+
+
+def make_site(root: Path, seed: int = 1) -> Path:
+    """A small Hugo-like site: nested pages, assets, an empty file, odd names, a large file."""
+    rng = random.Random(seed)
+    files = {
+        "index.html": b"<html>home</html>\n",
+        "404.html": b"not found\n",
+        "sitemap.xml": b"<urlset/>\n",
+        "css/main.css": b"body { color: black }\n",
+        "js/app.js": b"console.log(1)\n",
+        "posts/hello-world/index.html": b"<p>hello</p>\n",
+        "posts/hello-world/cover.jpg": rng.randbytes(3000),
+        "posts/second post/index.html": b"<p>second</p>\n",
+        "tags/\u65e5\u672c\u8a9e/index.html": "<p>\u65e5\u672c\u8a9e</p>\n".encode(),
+        "empty.txt": b"",
+        "big.bin": rng.randbytes(700_000),
+    }
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    (root / "js" / "app.js").chmod(0o600)
+    (root / "empty-dir").mkdir()
+    return root
+
+
+def make_remote_site(target: Target, seed: int = 1) -> Path:
+    """make_site() in the server's directory, owned by the login user as its uploads would be."""
+    make_site(target.disk, seed)
+    if target.kind == "openssh":
+        for dirpath, dirnames, filenames in os.walk(target.disk):
+            for name in [*dirnames, *filenames]:
+                shutil.chown(Path(dirpath) / name, target.user, target.user)
+    return target.disk
+
+
+@dataclass(frozen=True)
+class Node:
+    kind: str
+    data: bytes | None
+    mode: int
+    mtime: int | None
+
+
+def snapshot(root: Path, *, with_dir_mtime: bool = False) -> dict[str, Node]:
+    """Everything under ``root``: kind, bytes, permission bits, whole-second mtime of files."""
+    nodes: dict[str, Node] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            st = path.lstat()
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISDIR(st.st_mode):
+                nodes[rel] = Node("dir", None, mode, int(st.st_mtime) if with_dir_mtime else None)
+            elif stat.S_ISLNK(st.st_mode):
+                nodes[rel] = Node("link", os.readlink(path).encode(), 0, None)
+            else:
+                nodes[rel] = Node("file", path.read_bytes(), mode, int(st.st_mtime))
+    return nodes
+
+
+def assert_same_tree(local: Path, remote: Path) -> None:
+    a, b = snapshot(local), snapshot(remote)
+    assert sorted(a) == sorted(b), (
+        f"paths differ: only local {set(a) - set(b)}, only remote {set(b) - set(a)}"
+    )
+    for rel in a:
+        assert a[rel] == b[rel], f"{rel} differs: local {a[rel]!r:.200} remote {b[rel]!r:.200}"

@@ -1,0 +1,158 @@
+"""How the engine uses the server: one connection, many files in flight, atomic replace,
+no deletes after a failure. Watched from inside the server (embedded, instrumented) and from
+OpenSSH's log."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
+
+import asyncssh
+import pytest
+
+from tests.conftest import Target, embedded_server
+from tests.e2e.helpers import assert_same_tree, make_site, run_cli
+from tests.openssh import SshdInfo
+
+
+class Recorder(asyncssh.SFTPServer):
+    """Records write opens, renames and the most files open for writing at once."""
+
+    guard = threading.Lock()
+    opened: ClassVar[list[str]] = []
+    renamed: ClassVar[list[tuple[str, str]]] = []
+    open_now = 0
+    open_max = 0
+    fail_names: tuple[str, ...] = ()
+
+    @classmethod
+    def reset(cls, fail_names: tuple[str, ...] = ()) -> None:
+        cls.opened, cls.renamed, cls.open_now, cls.open_max = [], [], 0, 0
+        cls.fail_names = fail_names
+
+    def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
+        file = super().open(path, pflags, attrs)
+        if pflags & asyncssh.FXF_WRITE:
+            cls = type(self)
+            with cls.guard:
+                cls.opened.append(path.decode())
+                cls.open_now += 1
+                cls.open_max = max(cls.open_max, cls.open_now)
+            file = _Tracked(file, path.decode())
+        return file
+
+    async def write(self, file_obj: object, offset: int, data: bytes) -> int:
+        if isinstance(file_obj, _Tracked):
+            await asyncio.sleep(0.01)  # a slow disk: makes overlap observable
+            if any(name in file_obj.path for name in self.fail_names):
+                raise asyncssh.SFTPFailure("injected write failure")
+            file_obj = file_obj.inner
+        result = super().write(file_obj, offset, data)
+        return result if isinstance(result, int) else await result
+
+    def close(self, file_obj: object) -> None:
+        if isinstance(file_obj, _Tracked):
+            with Recorder.guard:
+                Recorder.open_now -= 1
+            file_obj = file_obj.inner
+        super().close(file_obj)
+
+    def fstat(self, file_obj: object) -> Any:
+        return super().fstat(file_obj.inner if isinstance(file_obj, _Tracked) else file_obj)
+
+    def fsetstat(self, file_obj: object, attrs: asyncssh.SFTPAttrs) -> None:
+        inner = file_obj.inner if isinstance(file_obj, _Tracked) else file_obj
+        super().fsetstat(inner, attrs)
+
+    def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
+        type(self).renamed.append((oldpath.decode(), newpath.decode()))
+        super().posix_rename(oldpath, newpath)
+
+
+class _Tracked:
+    def __init__(self, inner: object, path: str) -> None:
+        self.inner = inner
+        self.path = path
+
+
+def test_uploads_are_concurrent_and_atomic(tmp_path: Path, state_dir: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    for i in range(40):
+        (site / f"page{i:02}.html").write_text(f"page {i}\n" * 50)
+    Recorder.reset()
+    with embedded_server(tmp_path, state_dir, Recorder) as target:
+        result = run_cli("push", "--jobs", "8", str(site), target.url(), target=target)
+        assert result.exit_code == 0, result.output
+        assert_same_tree(site, target.disk)
+    assert Recorder.open_max > 1, "files were uploaded one at a time"
+    assert Recorder.open_max <= 8, "more files in flight than --jobs"
+    # Every write went to a hidden temporary name, then was renamed over the final name.
+    assert len(Recorder.opened) == 40
+    for path in Recorder.opened:
+        assert re.fullmatch(r"public_html/\.sftpmirror\.[0-9a-f]{8}\.page\d\d\.html\.part", path)
+    assert sorted(new for _, new in Recorder.renamed) == sorted(
+        f"public_html/page{i:02}.html" for i in range(40)
+    )
+    assert sorted(old for old, _ in Recorder.renamed) == sorted(Recorder.opened)
+
+
+def test_failed_upload_keeps_old_file_and_blocks_deletes(tmp_path: Path, state_dir: Path) -> None:
+    site = make_site(tmp_path / "site")
+    with embedded_server(tmp_path, state_dir, Recorder) as target:
+        Recorder.reset()
+        assert run_cli("push", str(site), target.url(), target=target).exit_code == 0
+        (target.disk / "old-page.html").write_text("still linked from somewhere")
+        (site / "index.html").write_bytes(b"<html>new home page, longer</html>\n")
+        (site / "about.html").write_text("about")
+        Recorder.reset(fail_names=("index.html",))
+        result = run_cli("push", "--delete", str(site), target.url(), target=target)
+        assert result.exit_code == 1, result.output
+        assert "index.html: injected write failure" in result.output
+        assert "not running 1 delete action(s): there were errors" in result.output
+        # The old page is whole, the other upload landed, nothing was deleted, no temp files.
+        assert (target.disk / "index.html").read_bytes() == b"<html>home</html>\n"
+        assert (target.disk / "about.html").read_text() == "about"
+        assert (target.disk / "old-page.html").exists()
+        assert not [p for p in target.disk.rglob(".sftpmirror.*")]
+
+
+def _accepted_logins(info: SshdInfo) -> int:
+    return len(re.findall(r"Accepted password for", info.log.read_text(errors="replace")))
+
+
+def test_one_connection_per_run_on_openssh(openssh: Target, sshd: SshdInfo, tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site")
+    before = _accepted_logins(sshd)
+    result = run_cli("push", "--jobs", "32", str(site), openssh.url(), target=openssh)
+    assert result.exit_code == 0, result.output
+    assert_same_tree(site, openssh.disk)
+    deadline = 50
+    while _accepted_logins(sshd) == before and deadline:  # sshd logs asynchronously
+        deadline -= 1
+        threading.Event().wait(0.1)
+    assert _accepted_logins(sshd) - before == 1
+
+
+def test_console_script_as_a_subprocess(embedded: Target, tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site")
+    env = {"SFTPMIRROR_PASSWORD": embedded.password, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    cmd = [sys.executable, "-m", "sftpmirror", "push", "--delete", str(site), embedded.url()]
+    cmd += ["--known-hosts", str(embedded.known_hosts)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("done: ")
+    assert_same_tree(site, embedded.disk)
+    assert embedded.password not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("flag", ["--version", "--help"])
+def test_version_and_help(flag: str) -> None:
+    result = run_cli(flag)
+    assert result.exit_code == 0
+    assert "sftpmirror" in result.output
