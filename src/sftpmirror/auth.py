@@ -45,7 +45,9 @@ def read_password_file(path: Path) -> Secret:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise UsageError(f"cannot read password file {path}: {e.strerror}") from None
-    value = text.rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise UsageError(f"password file {path} is not UTF-8 text") from None
+    value = text.removesuffix("\n").removesuffix("\r")
     if not value:
         raise UsageError(f"password file {path} is empty")
     return Secret(value)

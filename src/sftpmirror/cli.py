@@ -123,12 +123,23 @@ def mirror_options(func: F) -> F:
     return func
 
 
+class _StderrHandler(logging.Handler):
+    """Writes to whatever sys.stderr is when the record comes (click's test runner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"debug: {self.format(record)}", file=sys.stderr)
+
+
 def _setup(debug: bool) -> None:
+    logger = logging.getLogger("asyncssh")
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
     if debug:
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="debug: %(message)s")
+        logger.addHandler(_StderrHandler())
+        logger.setLevel(logging.DEBUG)
         asyncssh.set_debug_level(2)
     else:
-        logging.getLogger("asyncssh").setLevel(logging.WARNING)
+        logger.setLevel(logging.WARNING)
 
 
 def _connect_options(kw: dict[str, Any]) -> ConnectOptions:

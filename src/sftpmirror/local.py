@@ -75,7 +75,7 @@ class LocalTree:
                 with os.scandir(self._full(rel_dir)) as it:
                     items = list(it)
             except OSError as e:
-                listing.warnings.append(f"{rel_dir or '.'}: cannot list: {e.strerror}")
+                listing.unreadable[rel_dir] = f"cannot list directory: {e.strerror}"
                 continue
             for item in items:
                 rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
@@ -117,7 +117,7 @@ class LocalTree:
             listing.warnings.append(f"{rel}: dangling symbolic link, skipped")
             return None
         except OSError as e:
-            listing.warnings.append(f"{rel}: {e.strerror}, skipped")
+            listing.unreadable[rel] = f"cannot read: {e.strerror}"
             return None
         mode = stat.S_IMODE(st.st_mode)
         if stat.S_ISDIR(st.st_mode):

@@ -41,11 +41,14 @@ class Listing:
     """What a scan found: entries by path, plus the paths it left out because they are excluded.
 
     ``excluded`` matters on the destination side: a directory holding excluded paths is never
-    removed. ``root_exists`` is False when the tree's root directory is not there (yet).
+    removed. ``unreadable`` holds what could not be read (path → why): the plan turns each into
+    a failure, so a run with a half-read tree deletes nothing. ``root_exists`` is False when the
+    tree's root directory is not there (yet).
     """
 
     entries: dict[str, Entry] = field(default_factory=dict)
     excluded: set[str] = field(default_factory=set)
+    unreadable: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     root_exists: bool = True
 

@@ -43,6 +43,11 @@ def plan(src: Listing, dst: Listing, options: PlanOptions = PlanOptions()) -> Pl
     warnings: list[str] = list(src.warnings) + list(dst.warnings)
     conflicts: list[Action] = []
     cleared: set[str] = set()
+    kept: set[str] = set()  # source links we do not copy: what the destination has there stays
+
+    for side, listing in (("source", src), ("destination", dst)):
+        for path, why in sorted(listing.unreadable.items()):
+            conflicts.append(Action(Op.COPY, Entry(path, Kind.DIR), f"{side}: {why}"))
 
     if not dst.root_exists:
         mkdir.append(Action(Op.MKDIR, ROOT, "destination directory does not exist"))
@@ -52,6 +57,7 @@ def plan(src: Listing, dst: Listing, options: PlanOptions = PlanOptions()) -> Pl
         d = dst.entries.get(path)
         if s.kind is Kind.SYMLINK:
             warnings.append(f"{path}: symbolic link on the source side, not copied")
+            kept.add(path)
             continue
         if d is not None and d.kind is not s.kind and (d.kind is Kind.DIR or s.kind is Kind.DIR):
             if d.kind is Kind.DIR:
@@ -87,7 +93,7 @@ def plan(src: Listing, dst: Listing, options: PlanOptions = PlanOptions()) -> Pl
     if options.delete:
         for path in sorted(dst.entries):
             d = dst.entries[path]
-            if path in src.entries or path in cleared:
+            if path in src.entries or path in cleared or _within(path, kept):
                 continue
             if d.kind is not Kind.DIR:
                 delete.append(Action(Op.DELETE, d, "not in source"))
@@ -119,6 +125,15 @@ def _mode_change(old: Entry, new: Entry) -> str:
 def _subtree(listing: Listing, top: str) -> list[Entry]:
     prefix = top + "/"
     return [listing.entries[top]] + [e for p, e in listing.entries.items() if p.startswith(prefix)]
+
+
+def _within(path: str, tops: set[str]) -> bool:
+    """Is ``path`` one of ``tops`` or below one of them?"""
+    while path:
+        if path in tops:
+            return True
+        path = path.rpartition("/")[0]
+    return False
 
 
 def _holds_excluded(listing: Listing, top: str) -> bool:

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 
 import asyncssh
 
+from .concurrency import task_group
 from .errors import RemoteError
 from .model import Entry, Kind, Listing
 from .tree import Excludes, FileReader, FileWriter, temp_name
@@ -74,7 +75,7 @@ class RemoteTree:
         if not stat.S_ISDIR(attrs.permissions or 0):
             raise RemoteError(f"{self.label}: not a directory")
         limit = asyncio.Semaphore(SCAN_CONCURRENCY)
-        async with asyncio.TaskGroup() as group:
+        async with task_group() as group:
 
             async def list_dir(rel_dir: str) -> None:
                 async with limit:

@@ -8,12 +8,11 @@ back. A lost connection is not a per-file failure: it aborts the run with ``Conn
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Iterator
 
 import asyncssh
 
+from .concurrency import run_pool
 from .errors import ConnectError
 from .model import Action, Failure, Kind, Op, Plan, Report
 from .progress import Reporter
@@ -83,30 +82,20 @@ class _Run:
             parent = parent.rpartition("/")[0]
         return None
 
-    async def worker(self, actions: Iterator[Action]) -> None:
-        for action in actions:
-            if blocked := self._blocked(action):
-                self.fail(action, blocked)
-                continue
-            try:
-                nbytes = await _apply(action, self.src, self.dst, self.perms)
-            except CONNECTION_ERRORS as e:
-                raise ConnectError(f"connection lost: {_message(e)}") from None
-            except (asyncssh.SFTPError, OSError) as e:
-                self.fail(action, _message(e))
-            else:
-                self.report.done[action.op] += 1
-                self.report.bytes_copied += nbytes
-                self.reporter.done(action, nbytes)
-
-    async def step(self, actions: tuple[Action, ...]) -> None:
-        shared = iter(actions)
+    async def apply(self, action: Action) -> None:
+        if blocked := self._blocked(action):
+            self.fail(action, blocked)
+            return
         try:
-            async with asyncio.TaskGroup() as group:
-                for _ in range(min(self.jobs, len(actions))):
-                    group.create_task(self.worker(shared))
-        except BaseExceptionGroup as group_error:
-            raise group_error.exceptions[0] from None
+            nbytes = await _apply(action, self.src, self.dst, self.perms)
+        except CONNECTION_ERRORS as e:
+            raise ConnectError(f"connection lost: {_message(e)}") from None
+        except (asyncssh.SFTPError, OSError) as e:
+            self.fail(action, _message(e))
+        else:
+            self.report.done[action.op] += 1
+            self.report.bytes_copied += nbytes
+            self.reporter.done(action, nbytes)
 
 
 async def execute(
@@ -123,6 +112,6 @@ async def execute(
             reporter.warning(f"not running {held} {phase.name} action(s): there were errors")
             continue
         for step in phase.steps:
-            await run.step(step)
+            await run_pool(step, run.apply, min(run.jobs, len(step)))
     run.report.elapsed = time.monotonic() - started
     return run.report

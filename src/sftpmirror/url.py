@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from .errors import UsageError
 
-_URL = re.compile(
-    r"^sftp://(?:(?P<userinfo>[^@/]*)@)?(?P<host>\[[^\]]+\]|[^:/\[\]]+)(?::(?P<port>[^/]*))?"
-    r"(?P<path>/.*)?$",
-    re.IGNORECASE,
-)
+_HOST = re.compile(r"^(?P<host>\[[^\]/@]+\]|[^:/\[\]@]+)(?::(?P<port>[^/]*))?$")
 _SCP = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>\[[^\]]+\]|[^:/\[\]@]+):(?P<path>.*)$")
 
 
@@ -31,10 +27,10 @@ class RemoteSpec:
     port: int | None = None
 
     def __str__(self) -> str:
-        user = f"{self.user}@" if self.user else ""
+        user = f"{quote(self.user, safe='')}@" if self.user else ""
         host = f"[{self.host}]" if ":" in self.host else self.host
         port = f":{self.port}" if self.port else ""
-        return f"sftp://{user}{host}{port}/{self.path}"
+        return f"sftp://{user}{host}{port}/{quote(self.path, safe='/~')}"
 
 
 def is_remote(text: str) -> bool:
@@ -56,36 +52,37 @@ def parse_remote(text: str) -> RemoteSpec:
 
 
 def _parse_url(text: str) -> RemoteSpec:
-    match = _URL.match(text)
+    rest = text[len("sftp://") :]
+    authority, slash, raw_path = rest.partition("/")
+    userinfo, at, hostport = authority.rpartition("@")
+    if (at and ":" in userinfo) or (":" in authority and not at and "@" in raw_path):
+        raise UsageError(
+            "a password in the URL is refused (it would show in ps and shell history); "
+            "use --password-file FILE or SFTPMIRROR_PASSWORD"
+        )
+    match = _HOST.match(hostport)
     if not match:
-        raise UsageError(f"malformed URL: {text!r} (expected sftp://user@host[:port]/path)")
-    user: str | None = None
-    if match["userinfo"] is not None:
-        if ":" in match["userinfo"]:
-            raise UsageError(
-                "a password in the URL is refused (it would show in ps and shell history); "
-                "use --password-file FILE or SFTPMIRROR_PASSWORD"
-            )
-        user = unquote(match["userinfo"]) or None
+        raise UsageError("malformed URL: expected sftp://user@host[:port]/path")
     port: int | None = None
     if match["port"]:
-        if not match["port"].isdigit() or not 0 < int(match["port"]) < 65536:
-            raise UsageError(f"bad port in {text!r}")
+        if not re.fullmatch(r"[0-9]{1,5}", match["port"]) or not 0 < int(match["port"]) < 65536:
+            raise UsageError(f"bad port {match['port']!r} in the URL")
         port = int(match["port"])
-    raw = unquote(match["path"] or "")
+    raw = unquote(slash + raw_path)
     if raw.startswith("//"):
         path = "/" + raw.lstrip("/")
     elif raw.startswith("/~/") or raw == "/~":
         path = raw[3:]
     else:
         path = raw[1:]
+    user = unquote(userinfo) or None
     return RemoteSpec(host=_host(match["host"], text), path=_clean(path), user=user, port=port)
 
 
 def _host(raw: str, text: str) -> str:
     host = raw[1:-1] if raw.startswith("[") else raw
     if not host:
-        raise UsageError(f"no host in {text!r}")
+        raise UsageError("no host in the remote location")
     return host
 
 

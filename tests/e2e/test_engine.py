@@ -5,10 +5,13 @@ OpenSSH's log."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -156,3 +159,47 @@ def test_version_and_help(flag: str) -> None:
     result = run_cli(flag)
     assert result.exit_code == 0
     assert "sftpmirror" in result.output
+
+
+class SlowWrites(asyncssh.SFTPServer):
+    """Every write takes a while, so a test can interrupt an upload in the middle."""
+
+    async def write(self, file_obj: object, offset: int, data: bytes) -> int:
+        await asyncio.sleep(0.05)
+        result = super().write(file_obj, offset, data)
+        return result if isinstance(result, int) else await result
+
+
+def test_interrupt_exits_130_and_leaves_no_partial_file(tmp_path: Path, state_dir: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "big.bin").write_bytes(os.urandom(8 << 20))
+    with embedded_server(tmp_path, state_dir, SlowWrites) as target:
+        (target.disk / "big.bin").write_bytes(b"the old version")
+        env = {"SFTPMIRROR_PASSWORD": target.password, "PATH": "/usr/bin:/bin"}
+        cmd = [sys.executable, "-m", "sftpmirror", "push", str(site), target.url()]
+        cmd += ["--known-hosts", str(target.known_hosts)]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while not list(target.disk.glob(".sftpmirror.*")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert list(target.disk.glob(".sftpmirror.*")), "the upload never started"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=20)
+        assert proc.returncode == 130, stderr
+        assert b"interrupted" in stderr
+        assert (target.disk / "big.bin").read_bytes() == b"the old version"
+        assert list(target.disk.glob(".sftpmirror.*")) == []
+
+
+def test_debug_trace_never_shows_the_password(target: Target, tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site")
+    result = run_cli("push", "--debug", str(site), target.url(), target=target)
+    assert result.exit_code == 0, result.output
+    assert "Trying password auth" in result.output
+    assert target.password not in result.output
+    wrong = "Wrong-Password-123"
+    result = run_cli("push", "--debug", str(site), target.url(), target=target, password=wrong)
+    assert result.exit_code == 4
+    assert "Traceback" in result.output
+    assert wrong not in result.output

@@ -1,0 +1,205 @@
+"""Secret, password sources, and which authentication methods auth_kwargs() offers."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sftpmirror.auth import (
+    PASSWORD_ENV,
+    ConnectOptions,
+    Secret,
+    auth_kwargs,
+    password_from_env,
+    read_password_file,
+)
+from sftpmirror.errors import ExitStatus, UsageError
+
+VALUE = "s3cr3t-Pa55"
+
+
+@pytest.mark.parametrize(
+    "show",
+    [
+        pytest.param(repr, id="repr"),
+        pytest.param(str, id="str"),
+        pytest.param(lambda s: f"{s}", id="f-string"),
+        pytest.param(lambda s: f"{s!r}", id="f-string-r"),
+        pytest.param(lambda s: "%s %r" % (s, s), id="percent"),  # noqa: UP031
+        pytest.param(lambda s: repr([s, {"k": s}]), id="in-container"),
+        pytest.param(lambda s: repr(ConnectOptions(password=s)), id="in-options"),
+        pytest.param(lambda s: str(ValueError(s)), id="in-exception"),
+    ],
+)
+def test_secret_never_shows_its_value(show: Any) -> None:
+    text = show(Secret(VALUE))
+    assert isinstance(text, str)
+    assert VALUE not in text
+    assert "*" in text
+
+
+def test_secret_not_in_log_record(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("sftpmirror.test").info("password %s", Secret(VALUE))
+    assert caplog.records
+    assert VALUE not in caplog.text
+
+
+def test_secret_reveal_and_no_dict() -> None:
+    secret = Secret(VALUE)
+    assert secret.reveal() == VALUE
+    assert not hasattr(secret, "__dict__")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        pytest.param("pw\n", "pw", id="newline"),
+        pytest.param("pw\r\n", "pw", id="crlf"),
+        pytest.param("pw", "pw", id="no-newline"),
+        pytest.param("two words\n", "two words", id="inner-space"),
+        pytest.param("  padded  \n", "  padded  ", id="outer-spaces-kept"),
+        pytest.param("\ttab\t\n", "\ttab\t", id="tabs-kept"),
+        pytest.param("pässwörd\n", "pässwörd", id="utf-8"),
+    ],
+)
+def test_read_password_file(tmp_path: Path, content: str, expected: str) -> None:
+    path = tmp_path / "pw"
+    path.write_bytes(content.encode("utf-8"))
+    assert read_password_file(path).reveal() == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        pytest.param(None, "cannot read", id="missing"),
+        pytest.param("", "empty", id="empty"),
+        pytest.param("\n", "empty", id="only-newline"),
+    ],
+)
+def test_read_password_file_errors(tmp_path: Path, content: str | None, needle: str) -> None:
+    path = tmp_path / "pw"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(UsageError) as info:
+        read_password_file(path)
+    assert needle in str(info.value)
+    assert str(path) in str(info.value)
+    assert info.value.exit_status == ExitStatus.USAGE
+
+
+def test_read_password_file_directory_is_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="cannot read"):
+        read_password_file(tmp_path)
+
+
+def test_read_password_file_not_utf8_is_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "pw"
+    path.write_bytes("pässwörd\n".encode("latin-1"))
+    with pytest.raises(UsageError):
+        read_password_file(path)
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        pytest.param({PASSWORD_ENV: "x"}, "x", id="set"),
+        pytest.param({PASSWORD_ENV: " a b "}, " a b ", id="spaces-kept"),
+        pytest.param({PASSWORD_ENV: ""}, None, id="empty"),
+        pytest.param({}, None, id="unset"),
+        pytest.param({"OTHER": "x"}, None, id="other-variable"),
+    ],
+)
+def test_password_from_env(environ: dict[str, str], expected: str | None) -> None:
+    secret = password_from_env(environ)
+    assert (secret.reveal() if secret else None) == expected
+
+
+def test_password_env_name() -> None:
+    assert PASSWORD_ENV == "SFTPMIRROR_PASSWORD"
+
+
+def test_password_from_env_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "from-os")
+    secret = password_from_env()
+    assert secret is not None
+    assert secret.reveal() == "from-os"
+    monkeypatch.delenv(PASSWORD_ENV)
+    assert password_from_env() is None
+
+
+def test_auth_kwargs_password_only() -> None:
+    kwargs = auth_kwargs(ConnectOptions(password=Secret(VALUE)), "Password: ")
+    assert "client_keys" in kwargs
+    assert kwargs["client_keys"] is None
+    assert "agent_path" in kwargs
+    assert kwargs["agent_path"] is None
+    assert kwargs["preferred_auth"] == "password,keyboard-interactive"
+    assert callable(kwargs["password"])
+    assert kwargs["password"]() == VALUE
+
+
+def test_auth_kwargs_identities_only(tmp_path: Path) -> None:
+    keys = (tmp_path / "id_ed25519", tmp_path / "id_rsa")
+    kwargs = auth_kwargs(ConnectOptions(identities=keys), "Password: ")
+    assert kwargs["client_keys"] == [str(k) for k in keys]
+    assert "agent_path" in kwargs
+    assert kwargs["agent_path"] is None
+    assert kwargs["preferred_auth"] == "publickey"
+    assert "password" not in kwargs
+
+
+def test_auth_kwargs_identities_and_password(tmp_path: Path) -> None:
+    key = tmp_path / "id"
+    kwargs = auth_kwargs(ConnectOptions(password=Secret(VALUE), identities=(key,)), "P: ")
+    assert kwargs["client_keys"] == [str(key)]
+    assert kwargs["agent_path"] is None
+    assert kwargs["preferred_auth"] == "publickey,password,keyboard-interactive"
+    assert kwargs["password"]() == VALUE
+
+
+def test_auth_kwargs_neither_leaves_asyncssh_defaults() -> None:
+    kwargs = auth_kwargs(ConnectOptions(), "Password: ")
+    assert "client_keys" not in kwargs
+    assert "agent_path" not in kwargs
+    assert "preferred_auth" not in kwargs
+    assert "password" not in kwargs
+
+
+def test_auth_kwargs_no_prompt_without_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO())
+    kwargs = auth_kwargs(ConnectOptions(prompt_password=True), "Password: ")
+    assert "password" not in kwargs
+    assert "client_keys" not in kwargs
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_auth_kwargs_prompt_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    prompts: list[str] = []
+
+    def fake_getpass(prompt: str = "Password: ", stream: object = None) -> str:
+        prompts.append(prompt)
+        return "typed"
+
+    monkeypatch.setattr("sys.stdin", _Tty())
+    monkeypatch.setattr("getpass.getpass", fake_getpass)
+    kwargs = auth_kwargs(ConnectOptions(prompt_password=True), "u@h's password: ")
+    assert "client_keys" not in kwargs  # keys and agent stay on, the prompt comes last
+    assert asyncio.run(kwargs["password"]()) == "typed"
+    assert prompts == ["u@h's password: "]
+
+
+def test_known_hosts_path() -> None:
+    assert ConnectOptions(known_hosts=Path("/k")).known_hosts_path == Path("/k")
+    default = ConnectOptions().known_hosts_path
+    assert default.is_absolute()
+    assert default.parts[-2:] == (".ssh", "known_hosts")
