@@ -9,6 +9,7 @@ like a file, so a pull cannot be steered into writing outside LOCAL_DIR.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import stat
 from collections.abc import AsyncIterator
@@ -112,7 +113,13 @@ class LocalTree:
                 if target in ancestors:
                     listing.warnings.append(f"{rel}: symbolic link loop, skipped")
                     return None
-                st = os.stat(item.path)
+                try:
+                    st = os.stat(item.path)
+                except OSError as e:
+                    if e.errno != errno.ELOOP:
+                        raise
+                    listing.warnings.append(f"{rel}: symbolic link loop, skipped")
+                    return None
         except FileNotFoundError:
             listing.warnings.append(f"{rel}: dangling symbolic link, skipped")
             return None

@@ -1,0 +1,853 @@
+"""The Tree protocol, one suite for every implementation: LocalTree (as a destination),
+RemoteTree over the embedded server, RemoteTree over a chrooted OpenSSH account.
+
+Every test sets up and checks on disk (``tree_env.disk`` is the on-disk directory of the tree's
+root) and drives the tree through its protocol only. At the end: the source side of LocalTree
+(``follow_symlinks=True``), which only LocalTree has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import posixpath
+import random
+import stat
+import threading
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from sftpmirror.local import LocalTree
+from sftpmirror.model import Action, Entry, Kind, Listing, Op
+from sftpmirror.transfer import copy_file
+from sftpmirror.tree import TEMP_PREFIX, TEMP_SUFFIX, Excludes, Tree
+from tests.tree.conftest import TreeEnv
+
+T0 = 1_600_000_000  # whole-second mtimes, far from "now"
+NFC_NAME = unicodedata.normalize("NFC", "caf\u00e9 \u65e5\u672c.txt")
+
+
+class Boom(Exception):
+    """Raised inside an ``open_write`` block by the tests."""
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+async def scan(tree: Tree, *patterns: str) -> Listing:
+    return await tree.scan(Excludes(patterns))
+
+
+async def write_all(tree: Tree, entry: Entry, chunks: list[bytes], *, perms: bool = True) -> None:
+    async with tree.open_write(entry, perms=perms) as writer:
+        offset = 0
+        for chunk in chunks:
+            assert await writer.write(chunk, offset) == len(chunk)
+            offset += len(chunk)
+
+
+def assert_clean_path(path: str) -> None:
+    """Relative POSIX, no leading '/', no '.', '..' or empty component, NFC."""
+    assert path, "empty entry path"
+    assert not path.startswith("/"), path
+    assert all(part not in ("", ".", "..") for part in path.split("/")), path
+    assert unicodedata.is_normalized("NFC", path), path
+
+
+def file_entry(path: str, data: bytes = b"", mode: int = 0o640, mtime: int = T0) -> Entry:
+    return Entry(path, Kind.FILE, size=len(data), mtime=mtime, mode=mode)
+
+
+# -- scan ----------------------------------------------------------------------------------
+
+
+def test_scan_empty_root(tree_env: TreeEnv) -> None:
+    async def body() -> Listing:
+        async with tree_env.tree() as tree:
+            return await scan(tree)
+
+    listing = asyncio.run(body())
+    assert listing.root_exists is True
+    assert listing.entries == {}
+    assert listing.excluded == set()
+    assert listing.warnings == []
+
+
+def test_scan_missing_root(tree_env: TreeEnv) -> None:
+    tree_env.write("present.txt", b"x")  # the parent exists and is not empty
+
+    async def body() -> Listing:
+        async with tree_env.tree("missing") as tree:
+            return await scan(tree)
+
+    listing = asyncio.run(body())
+    assert listing.root_exists is False
+    assert listing.entries == {}
+    assert not tree_env.exists("missing")  # scanning created nothing
+
+
+def test_scan_tree_built_on_disk(tree_env: TreeEnv) -> None:
+    files = {
+        "index.html": (b"<html>home</html>\n", 0o644, T0 + 1),
+        "private.txt": (b"secret\n", 0o600, T0 + 2),
+        "run.sh": (b"#!/bin/sh\n", 0o755, T0 + 3),
+        "css/main.css": (b"body {}\n", 0o640, T0 + 4),
+        "posts/2024/hello/index.html": (payload(10_000, 1), 0o644, T0 + 5),
+        "posts/second post.html": (b"second\n", 0o664, T0 + 6),
+        f"tags/{NFC_NAME}": ("caf\u00e9\n".encode(), 0o444, T0 + 7),
+        "empty.txt": (b"", 0o644, T0 + 8),
+    }
+    dirs = {  # deepest first: setting a dir's mtime must come after its children exist
+        "posts/2024/hello": (0o755, T0 + 100),
+        "posts/2024": (0o750, T0 + 101),
+        "posts": (0o755, T0 + 102),
+        "css": (0o700, T0 + 103),
+        "tags": (0o755, T0 + 104),
+        "empty-dir": (0o711, T0 + 105),
+    }
+    for rel, (data, mode, mtime) in files.items():
+        tree_env.write(rel, data, mode, mtime)
+    for rel, (mode, mtime) in dirs.items():
+        tree_env.mkdir(rel, mode, mtime)
+
+    async def body() -> Listing:
+        async with tree_env.tree() as tree:
+            return await scan(tree)
+
+    listing = asyncio.run(body())
+    expected = {rel: Entry(rel, Kind.FILE, len(d), t, m) for rel, (d, m, t) in files.items()}
+    expected |= {rel: Entry(rel, Kind.DIR, mtime=t, mode=m) for rel, (m, t) in dirs.items()}
+    assert listing.entries == expected
+    assert listing.root_exists is True
+    assert listing.excluded == set()
+    assert listing.warnings == []
+    for path, entry in listing.entries.items():
+        assert entry.path == path
+        assert_clean_path(path)
+
+
+def test_scan_excludes(tree_env: TreeEnv) -> None:
+    for rel in [
+        "keep.txt",
+        "debug.log",
+        "sub/keep2.txt",
+        "sub/trace.log",
+        "drafts/a.txt",
+        "drafts/nested/b.txt",
+        "sub/drafts/c.txt",
+        "cache/x.bin",
+    ]:
+        tree_env.write(rel, b"data")
+
+    async def body() -> Listing:
+        async with tree_env.tree() as tree:
+            return await scan(tree, "*.log", "drafts/", "/cache")
+
+    listing = asyncio.run(body())
+    assert set(listing.entries) == {"keep.txt", "sub", "sub/keep2.txt"}
+    # an excluded directory is recorded but not descended into
+    assert listing.excluded == {"debug.log", "sub/trace.log", "drafts", "sub/drafts", "cache"}
+    assert listing.entries["sub"].kind is Kind.DIR
+
+
+def test_scan_lists_symlinks_without_following(tree_env: TreeEnv) -> None:
+    tree_env.write("index.html", b"home", 0o644, T0)
+    tree_env.write("sub/page.html", b"page", 0o644, T0)
+    tree_env.symlink("alias.html", "index.html", mtime=T0 + 10)
+    tree_env.symlink("linked-dir", "sub", mtime=T0 + 11)
+    tree_env.symlink("dangling", "nowhere", mtime=T0 + 12)
+
+    async def body() -> Listing:
+        async with tree_env.tree() as tree:
+            return await scan(tree)
+
+    listing = asyncio.run(body())
+    assert listing.entries["alias.html"] == Entry("alias.html", Kind.SYMLINK, mtime=T0 + 10)
+    assert listing.entries["linked-dir"] == Entry("linked-dir", Kind.SYMLINK, mtime=T0 + 11)
+    assert listing.entries["dangling"] == Entry("dangling", Kind.SYMLINK, mtime=T0 + 12)
+    assert set(listing.entries) == {
+        "index.html",
+        "sub",
+        "sub/page.html",
+        "alias.html",
+        "linked-dir",
+        "dangling",
+    }
+    assert listing.warnings == []
+
+
+def test_scan_truncates_mtime_to_whole_seconds(tree_env: TreeEnv) -> None:
+    path = tree_env.write("f.txt", b"x")
+    os.utime(path, (T0 + 0.9, T0 + 0.9))
+    d = tree_env.mkdir("d")
+    os.utime(d, (T0 + 10.6, T0 + 10.6))
+
+    async def body() -> Listing:
+        async with tree_env.tree() as tree:
+            return await scan(tree)
+
+    listing = asyncio.run(body())
+    assert listing.entries["f.txt"].mtime == T0
+    assert listing.entries["d"].mtime == T0 + 10
+
+
+def test_scan_skips_special_files_with_warning(tree_env: TreeEnv) -> None:
+    tree_env.write("sub/index.html", b"home")
+    os.mkfifo(tree_env.path("sub/fifo"))
+
+    async def body() -> Listing:
+        async with tree_env.tree() as tree:
+            return await scan(tree)
+
+    listing = asyncio.run(body())
+    assert set(listing.entries) == {"sub", "sub/index.html"}
+    assert len(listing.warnings) == 1
+    assert listing.warnings[0].startswith("sub/fifo:")
+
+
+# -- mkdir ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", [0o750, 0o775, 0o700, 0o777], ids=oct)
+def test_mkdir_sets_exact_mode(tree_env: TreeEnv, mode: int) -> None:
+    # the servers run with umask 022: a mode with group/other write bits shows it is bypassed
+    tree_env.mkdir("parent")
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await tree.mkdir(Entry("made", Kind.DIR, mode=mode), perms=True)
+            await tree.mkdir(Entry("parent/child", Kind.DIR, mode=mode), perms=True)
+
+    asyncio.run(body())
+    for rel in ("made", "parent/child"):
+        assert stat.S_ISDIR(tree_env.lstat(rel).st_mode)
+        assert tree_env.mode(rel) == mode, f"{rel}: {oct(tree_env.mode(rel))}"
+
+
+def test_mkdir_existing_dir_fails(tree_env: TreeEnv) -> None:
+    tree_env.mkdir("there")
+    tree_env.write("there/file", b"x")
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await tree.mkdir(Entry("there", Kind.DIR, mode=0o755), perms=True)
+
+    with pytest.raises(tree_env.error_type):
+        asyncio.run(body())
+    assert tree_env.read("there/file") == b"x"
+
+
+def test_mkdir_root_creates_parents(tree_env: TreeEnv) -> None:
+    async def body() -> tuple[Listing, Listing]:
+        async with tree_env.tree("a/b") as tree:
+            before = await scan(tree)
+            await tree.mkdir(Entry("", Kind.DIR), perms=True)
+            await tree.mkdir(Entry("", Kind.DIR), perms=True)  # exists now: not an error
+            await tree.mkdir(Entry("c", Kind.DIR, mode=0o750), perms=True)
+            return before, await scan(tree)
+
+    before, after = asyncio.run(body())
+    assert before.root_exists is False
+    assert after.root_exists is True
+    assert stat.S_ISDIR(tree_env.lstat("a").st_mode)
+    assert stat.S_ISDIR(tree_env.lstat("a/b").st_mode)
+    assert tree_env.mode("a/b/c") == 0o750
+    assert set(after.entries) == {"c"}
+
+
+# -- open_write ----------------------------------------------------------------------------
+
+WRITE_PATHS = [
+    pytest.param("new.txt", id="top"),
+    pytest.param(f"sub/dir/{NFC_NAME}", id="nested-nfc"),
+]
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o664], ids=oct)
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "existing"])
+@pytest.mark.parametrize("rel", WRITE_PATHS)
+def test_open_write_result(tree_env: TreeEnv, rel: str, existing: bool, mode: int) -> None:
+    tree_env.mkdir("sub/dir")
+    if existing:
+        tree_env.write(rel, b"old content" * 100, 0o600, T0 - 1000)
+    data = b"new content\n" * 50
+    entry = file_entry(rel, data, mode, T0 + 42)
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await write_all(tree, entry, [data[:7], data[7:]])
+
+    asyncio.run(body())
+    st = tree_env.lstat(rel)
+    assert stat.S_ISREG(st.st_mode)
+    assert tree_env.read(rel) == data
+    assert stat.S_IMODE(st.st_mode) == mode
+    assert int(st.st_mtime) == T0 + 42
+    assert tree_env.temp_files(os.path.dirname(rel)) == []
+
+
+LONG_NAMES = ["x" * 251 + ".txt", "\u00e9" * 125 + ".html"]  # 255 bytes, the most a name has
+
+
+@pytest.mark.parametrize("name", LONG_NAMES, ids=["ascii", "two-byte"])
+def test_open_write_longest_name(tree_env: TreeEnv, name: str) -> None:
+    assert len(os.fsencode(name)) == 255
+    tree_env.write(name, b"old")
+    entry = file_entry(name, b"new", 0o640, T0)
+
+    async def body() -> Listing:
+        async with tree_env.tree() as tree:
+            await write_all(tree, entry, [b"new"])
+            return await scan(tree)
+
+    listing = asyncio.run(body())
+    assert tree_env.read(name) == b"new"
+    assert listing.entries == {name: entry}
+    assert tree_env.temp_files() == []
+
+
+def test_open_write_missing_parent_fails(tree_env: TreeEnv) -> None:
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await write_all(tree, file_entry("no/such/dir.txt", b"x"), [b"x"])
+
+    with pytest.raises(tree_env.error_type):
+        asyncio.run(body())
+    assert not tree_env.exists("no")
+
+
+@pytest.mark.parametrize("empty", [True, False], ids=["empty-dir", "full-dir"])
+def test_open_write_over_directory_fails_cleanly(tree_env: TreeEnv, empty: bool) -> None:
+    tree_env.mkdir("page")
+    if not empty:
+        tree_env.write("page/index.html", b"inside")
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await write_all(tree, file_entry("page", b"x"), [b"x"])
+
+    with pytest.raises(tree_env.error_type):
+        asyncio.run(body())
+    assert stat.S_ISDIR(tree_env.lstat("page").st_mode)
+    assert os.listdir(tree_env.path("page")) == ([] if empty else ["index.html"])
+    assert tree_env.temp_files() == []
+
+
+def test_open_write_multi_megabyte(tree_env: TreeEnv) -> None:
+    data = payload(3 * 1024 * 1024 + 12345, seed=7)
+    chunk = 700_001
+    chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    assert len(chunks) > 4
+    entry = file_entry("big.bin", data)
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await write_all(tree, entry, chunks)
+
+    asyncio.run(body())
+    assert tree_env.lstat("big.bin").st_size == len(data)
+    assert tree_env.read("big.bin") == data
+    assert tree_env.mode("big.bin") == 0o640
+    assert tree_env.temp_files() == []
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "existing"])
+def test_open_write_empty_file(tree_env: TreeEnv, existing: bool) -> None:
+    if existing:
+        tree_env.write("empty.txt", b"not empty yet", 0o644, T0 - 5)
+    entry = file_entry("empty.txt", b"", 0o640, T0 + 3)
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await write_all(tree, entry, [])
+
+    asyncio.run(body())
+    st = tree_env.lstat("empty.txt")
+    assert stat.S_ISREG(st.st_mode)
+    assert st.st_size == 0
+    assert stat.S_IMODE(st.st_mode) == 0o640
+    assert int(st.st_mtime) == T0 + 3
+    assert tree_env.temp_files() == []
+
+
+def test_open_write_without_perms_gives_0644(tree_env: TreeEnv) -> None:
+    tree_env.write("page.html", b"old", 0o600, T0)
+    entry = file_entry("page.html", b"new", 0o600, T0 + 9)
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await write_all(tree, entry, [b"new"], perms=False)
+
+    asyncio.run(body())
+    assert tree_env.read("page.html") == b"new"
+    assert tree_env.mode("page.html") == 0o644
+    assert int(tree_env.lstat("page.html").st_mtime) == T0 + 9
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "existing"])
+@pytest.mark.parametrize("rel", WRITE_PATHS)
+def test_open_write_is_invisible_until_exit(tree_env: TreeEnv, rel: str, existing: bool) -> None:
+    tree_env.mkdir("sub/dir")
+    old = b"the old content\n"
+    if existing:
+        tree_env.write(rel, old, 0o644, T0)
+    directory, name = posixpath.split(rel)
+    data = payload(100_000, seed=3)
+    seen: dict[str, object] = {}
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            async with tree.open_write(file_entry(rel, data), perms=True) as writer:
+                await writer.write(data[:60_000], 0)
+                await writer.write(data[60_000:], 60_000)
+                seen["final"] = tree_env.read(rel) if tree_env.exists(rel) else None
+                temps = tree_env.temp_files(directory)
+                seen["temps"] = temps
+                seen["temp data"] = tree_env.read(posixpath.join(directory, temps[0]))
+            seen["after"] = tree_env.read(rel)
+
+    asyncio.run(body())
+    assert seen["final"] == (old if existing else None)
+    temps = seen["temps"]
+    assert isinstance(temps, list)
+    assert len(temps) == 1, temps
+    assert temps[0].startswith(TEMP_PREFIX)
+    assert temps[0].endswith(TEMP_SUFFIX)
+    assert name in temps[0]
+    assert seen["temp data"] == data  # the writes went to the hidden temporary file
+    assert seen["after"] == data
+    assert tree_env.temp_files(directory) == []
+
+
+async def write_then_raise(tree: Tree, entry: Entry) -> None:
+    async with tree.open_write(entry, perms=True) as writer:
+        await writer.write(b"partial", 0)
+        await writer.write(b" and more", 7)
+        raise Boom("the source went away")
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "existing"])
+@pytest.mark.parametrize("rel", WRITE_PATHS)
+def test_open_write_exception_discards(tree_env: TreeEnv, rel: str, existing: bool) -> None:
+    tree_env.mkdir("sub/dir")
+    old = b"the old content\n"
+    if existing:
+        tree_env.write(rel, old, 0o600, T0)
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await write_then_raise(tree, file_entry(rel, b"x" * 16, 0o644, T0 + 1))
+
+    with pytest.raises(Boom, match="the source went away"):
+        asyncio.run(body())
+    if existing:
+        assert tree_env.read(rel) == old
+        assert tree_env.mode(rel) == 0o600
+        assert int(tree_env.lstat(rel).st_mtime) == T0
+    else:
+        assert not tree_env.exists(rel)
+    assert tree_env.temp_files(os.path.dirname(rel)) == []
+
+
+def test_open_write_cancelled_discards(tree_env: TreeEnv) -> None:
+    tree_env.write("page.html", b"old", 0o644, T0)
+
+    async def body() -> list[str]:
+        started = asyncio.Event()
+
+        async def upload(tree: Tree) -> None:
+            async with tree.open_write(file_entry("page.html"), perms=True) as writer:
+                await writer.write(b"half of it", 0)
+                started.set()
+                await asyncio.Event().wait()  # a stalled source
+
+        async with tree_env.tree() as tree:
+            task = asyncio.create_task(upload(tree))
+            await started.wait()
+            temps_inside = tree_env.temp_files()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return temps_inside
+
+    temps_inside = asyncio.run(body())
+    assert len(temps_inside) == 1
+    assert tree_env.read("page.html") == b"old"
+    assert tree_env.temp_files() == []
+
+
+def test_open_write_replaces_file_by_rename(tree_env: TreeEnv) -> None:
+    tree_env.write("page.html", b"old", 0o644, T0)
+    os.link(tree_env.path("page.html"), tree_env.path("hardlink"))
+    old_inode = tree_env.lstat("page.html").st_ino
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await write_all(tree, file_entry("page.html", b"new"), [b"new"])
+
+    asyncio.run(body())
+    assert tree_env.read("page.html") == b"new"
+    assert tree_env.lstat("page.html").st_ino != old_inode  # a new file, renamed into place
+    assert tree_env.read("hardlink") == b"old"  # the old file was not written in place
+    assert tree_env.lstat("hardlink").st_nlink == 1
+
+
+def test_open_write_replaces_symlink_not_target(tree_env: TreeEnv) -> None:
+    tree_env.write("index.html", b"target content", 0o644, T0)
+    tree_env.symlink("alias.html", "index.html")
+    target_before = tree_env.lstat("index.html")
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await write_all(
+                tree, file_entry("alias.html", b"replaced", 0o640, T0 + 5), [b"replaced"]
+            )
+
+    asyncio.run(body())
+    st = tree_env.lstat("alias.html")
+    assert stat.S_ISREG(st.st_mode)  # the link itself was replaced
+    assert tree_env.read("alias.html") == b"replaced"
+    assert stat.S_IMODE(st.st_mode) == 0o640
+    assert tree_env.read("index.html") == b"target content"
+    target_after = tree_env.lstat("index.html")
+    assert (target_after.st_mode, target_after.st_mtime, target_after.st_ino) == (
+        target_before.st_mode,
+        target_before.st_mtime,
+        target_before.st_ino,
+    )
+    assert tree_env.temp_files() == []
+
+
+# -- open_read -----------------------------------------------------------------------------
+
+
+def test_open_read_size_and_offset(tree_env: TreeEnv) -> None:
+    data = payload(300_000, seed=5)
+    tree_env.write("sub/data.bin", data)
+    tree_env.write("empty.txt", b"")
+    n = len(data)
+
+    async def body() -> dict[str, bytes]:
+        async with tree_env.tree() as tree:
+            got: dict[str, bytes] = {}
+            async with tree.open_read("sub/data.bin") as reader:
+                got["head"] = await reader.read(10, 0)
+                got["middle"] = await reader.read(1000, 123_457)
+                got["reread"] = await reader.read(10, 0)  # offsets, not a file position
+                got["all"] = await reader.read(n + 100, 0)
+                got["tail"] = await reader.read(100, n - 3)
+                got["eof"] = await reader.read(100, n)
+                got["past"] = await reader.read(100, n + 1000)
+            async with tree.open_read("empty.txt") as reader:
+                got["empty"] = await reader.read(100, 0)
+            return got
+
+    got = asyncio.run(body())
+    assert got["head"] == data[:10]
+    assert got["middle"] == data[123_457:124_457]
+    assert got["reread"] == data[:10]
+    assert got["all"] == data
+    assert got["tail"] == data[-3:]
+    assert got["eof"] == b""
+    assert got["past"] == b""
+    assert got["empty"] == b""
+
+
+def test_open_read_missing_file_fails(tree_env: TreeEnv) -> None:
+    async def body() -> None:
+        async with tree_env.tree() as tree, tree.open_read("nope.txt") as reader:
+            await reader.read(1, 0)
+
+    with pytest.raises(tree_env.error_type):
+        asyncio.run(body())
+
+
+# -- set_attrs -----------------------------------------------------------------------------
+
+
+def test_set_attrs_file_with_perms(tree_env: TreeEnv) -> None:
+    tree_env.write("f.txt", b"content", 0o644, T0)
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await tree.set_attrs(file_entry("f.txt", b"content", 0o600, T0 + 77), perms=True)
+
+    asyncio.run(body())
+    assert tree_env.mode("f.txt") == 0o600
+    assert int(tree_env.lstat("f.txt").st_mtime) == T0 + 77
+    assert tree_env.read("f.txt") == b"content"
+
+
+def test_set_attrs_file_without_perms(tree_env: TreeEnv) -> None:
+    tree_env.write("f.txt", b"content", 0o604, T0)
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await tree.set_attrs(file_entry("f.txt", b"content", 0o777, T0 + 88), perms=False)
+
+    asyncio.run(body())
+    assert tree_env.mode("f.txt") == 0o604
+    assert int(tree_env.lstat("f.txt").st_mtime) == T0 + 88
+
+
+def test_set_attrs_dir(tree_env: TreeEnv) -> None:
+    tree_env.mkdir("d", 0o755, T0)
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await tree.set_attrs(Entry("d", Kind.DIR, mtime=T0 + 500, mode=0o750), perms=True)
+
+    asyncio.run(body())
+    assert tree_env.mode("d") == 0o750
+    assert int(tree_env.lstat("d").st_mtime) == T0  # mtimes are set for files only
+
+
+# -- remove / rmdir ------------------------------------------------------------------------
+
+
+def test_remove_file(tree_env: TreeEnv) -> None:
+    tree_env.write("sub/gone.txt", b"x")
+    tree_env.write("sub/stays.txt", b"y")
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await tree.remove(file_entry("sub/gone.txt", b"x"))
+
+    asyncio.run(body())
+    assert not tree_env.exists("sub/gone.txt")
+    assert tree_env.read("sub/stays.txt") == b"y"
+
+
+@pytest.mark.parametrize("target", ["index.html", "sub", "nowhere"])
+def test_remove_symlink_not_target(tree_env: TreeEnv, target: str) -> None:
+    tree_env.write("index.html", b"home")
+    tree_env.write("sub/page.html", b"page")
+    tree_env.symlink("link", target)
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await tree.remove(Entry("link", Kind.SYMLINK))
+
+    asyncio.run(body())
+    assert not tree_env.exists("link")
+    assert tree_env.read("index.html") == b"home"
+    assert tree_env.read("sub/page.html") == b"page"
+
+
+def test_remove_missing_fails(tree_env: TreeEnv) -> None:
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await tree.remove(file_entry("nope.txt"))
+
+    with pytest.raises(tree_env.error_type):
+        asyncio.run(body())
+
+
+def test_remove_directory_fails(tree_env: TreeEnv) -> None:
+    tree_env.mkdir("d")
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await tree.remove(Entry("d", Kind.FILE))
+
+    with pytest.raises(tree_env.error_type):
+        asyncio.run(body())
+    assert stat.S_ISDIR(tree_env.lstat("d").st_mode)
+
+
+def test_rmdir_file_fails(tree_env: TreeEnv) -> None:
+    tree_env.write("f.txt", b"keep")
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await tree.rmdir(Entry("f.txt", Kind.DIR))
+
+    with pytest.raises(tree_env.error_type):
+        asyncio.run(body())
+    assert tree_env.read("f.txt") == b"keep"
+
+
+def test_rmdir_empty(tree_env: TreeEnv) -> None:
+    tree_env.mkdir("a/empty")
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await tree.rmdir(Entry("a/empty", Kind.DIR))
+
+    asyncio.run(body())
+    assert not tree_env.exists("a/empty")
+    assert tree_env.exists("a")
+
+
+def test_rmdir_non_empty_fails(tree_env: TreeEnv) -> None:
+    tree_env.write("full/file.txt", b"keep me")
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await tree.rmdir(Entry("full", Kind.DIR))
+
+    with pytest.raises(tree_env.error_type):
+        asyncio.run(body())
+    assert tree_env.read("full/file.txt") == b"keep me"
+
+
+# -- through the transfer routine ----------------------------------------------------------
+
+
+def test_copy_file_round_trip(tree_env: TreeEnv, tmp_path: Path) -> None:
+    data = payload(5 * 1024 * 1024, seed=11)
+    source = tmp_path / "source"
+    back = tmp_path / "back"
+    (source / "assets").mkdir(parents=True)
+    back.mkdir()
+    (source / "assets" / "blob.bin").write_bytes(data)
+    entry = Entry("assets/blob.bin", Kind.FILE, size=len(data), mtime=T0 + 1, mode=0o640)
+    tree_env.mkdir("assets")
+
+    async def body() -> tuple[int, int]:
+        src = LocalTree(source, follow_symlinks=True)
+        home = LocalTree(back, follow_symlinks=False)
+        async with tree_env.tree() as dst:
+            up = await copy_file(src, dst, Action(Op.COPY, entry, "new file"), perms=True)
+            await home.mkdir(Entry("assets", Kind.DIR, mode=0o755), perms=True)
+            down = await copy_file(dst, home, Action(Op.COPY, entry, "new file"), perms=True)
+        return up, down
+
+    up, down = asyncio.run(body())
+    assert up == down == len(data)
+    assert tree_env.read("assets/blob.bin") == data
+    assert tree_env.mode("assets/blob.bin") == 0o640
+    assert int(tree_env.lstat("assets/blob.bin").st_mtime) == T0 + 1
+    assert (back / "assets" / "blob.bin").read_bytes() == data
+    assert tree_env.temp_files("assets") == []
+
+
+# -- LocalTree as a source: follows in-tree links, skips the rest -------------------------
+
+
+def scan_source(root: Path, timeout: float = 20.0) -> Listing:
+    """Scan with follow_symlinks=True in a daemon thread, so a hang fails instead of blocking."""
+    result: list[Listing] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            tree = LocalTree(root, follow_symlinks=True)
+            result.append(asyncio.run(tree.scan(Excludes())))
+        except BaseException as e:
+            error.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"scan of {root} did not finish within {timeout}s"
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def make_source(tmp_path: Path) -> Path:
+    root = tmp_path / "site"
+    (root / "static" / "img").mkdir(parents=True)
+    (root / "index.html").write_bytes(b"home page")
+    (root / "index.html").chmod(0o640)
+    os.utime(root / "index.html", (T0, T0))
+    (root / "static" / "img" / "logo.png").write_bytes(b"png" * 10)
+    return root
+
+
+def test_source_follows_link_to_file(tmp_path: Path) -> None:
+    root = make_source(tmp_path)
+    (root / "alias.html").symlink_to("index.html")
+    (root / "static" / "home.html").symlink_to("../index.html")
+
+    listing = scan_source(root)
+    expected = Entry("alias.html", Kind.FILE, size=9, mtime=T0, mode=0o640)
+    assert listing.entries["alias.html"] == expected
+    assert listing.entries["static/home.html"] == Entry(
+        "static/home.html", Kind.FILE, size=9, mtime=T0, mode=0o640
+    )
+    assert listing.warnings == []
+
+
+def test_source_follows_link_to_dir(tmp_path: Path) -> None:
+    root = make_source(tmp_path)
+    (root / "images").symlink_to("static/img")
+
+    listing = scan_source(root)
+    assert listing.entries["images"].kind is Kind.DIR
+    assert listing.entries["images/logo.png"] == Entry(
+        "images/logo.png",
+        Kind.FILE,
+        size=30,
+        mtime=listing.entries["static/img/logo.png"].mtime,
+        mode=listing.entries["static/img/logo.png"].mode,
+    )
+    assert set(listing.entries) == {
+        "index.html",
+        "static",
+        "static/img",
+        "static/img/logo.png",
+        "images",
+        "images/logo.png",
+    }
+    assert listing.warnings == []
+
+
+@pytest.mark.parametrize(
+    "link_target",
+    ["/etc/hostname", "../outside.txt", "../site-other/page.html", "../site-other"],
+    ids=["absolute", "parent-file", "prefix-sibling-file", "prefix-sibling-dir"],
+)
+def test_source_skips_link_outside_tree(tmp_path: Path, link_target: str) -> None:
+    root = make_source(tmp_path)
+    (tmp_path / "outside.txt").write_bytes(b"outside")
+    (tmp_path / "site-other").mkdir()  # shares the root's name as a prefix
+    (tmp_path / "site-other" / "page.html").write_bytes(b"other")
+    (root / "out").symlink_to(link_target)
+
+    listing = scan_source(root)
+    assert not any(p == "out" or p.startswith("out/") for p in listing.entries)
+    assert len(listing.warnings) == 1
+    assert listing.warnings[0].startswith("out:")
+    assert "outside" in listing.warnings[0]
+    assert "index.html" in listing.entries
+
+
+def test_source_skips_dangling_link(tmp_path: Path) -> None:
+    root = make_source(tmp_path)
+    (root / "static" / "broken").symlink_to("no-such-file")
+
+    listing = scan_source(root)
+    assert "static/broken" not in listing.entries
+    assert len(listing.warnings) == 1
+    assert listing.warnings[0].startswith("static/broken:")
+    assert "dangling" in listing.warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("link", "target"),
+    [("loop", "."), ("static/img/up", "../.."), ("static/img/self", "../img")],
+)
+def test_source_skips_link_loop(tmp_path: Path, link: str, target: str) -> None:
+    root = make_source(tmp_path)
+    (root / link).symlink_to(target)
+
+    listing = scan_source(root, timeout=20)
+    assert set(listing.entries) == {"index.html", "static", "static/img", "static/img/logo.png"}
+    assert len(listing.warnings) == 1
+    assert listing.warnings[0].startswith(f"{link}:")
+    assert "loop" in listing.warnings[0]
+
+
+def test_source_skips_link_chain_loop(tmp_path: Path) -> None:
+    root = make_source(tmp_path)
+    (root / "ping").symlink_to("pong")
+    (root / "pong").symlink_to("ping")
+
+    listing = scan_source(root)
+    assert set(listing.entries) == {"index.html", "static", "static/img", "static/img/logo.png"}
+    assert sorted(w.split(":")[0] for w in listing.warnings) == ["ping", "pong"]
