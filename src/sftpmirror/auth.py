@@ -1,26 +1,29 @@
-"""Credentials and which authentication methods to offer (DESIGN §5).
+"""Credentials and which authentication methods to offer, in what order (DESIGN §5).
 
 The rule that fixes the seed's story: a password given → offer only ``password`` and
 ``keyboard-interactive`` and no key at all, so an agent full of keys cannot use up the server's
 ``MaxAuthTries`` before the password is tried. A key named → that key only (IdentitiesOnly).
-Neither → what ssh_config and the agent provide, with a prompt for the password on a terminal.
-A password is asked for, and sent, at most once per connection.
+Neither → keys from ssh_config and the agent, at most ``max_keys`` of them (one less than
+OpenSSH's default ``MaxAuthTries`` of 6), so a password typed at the prompt still gets its turn.
+``--auth`` overrides the order. A password is sent at most once per connection.
 """
 
 from __future__ import annotations
 
-import asyncio
-import getpass
 import os
-import sys
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .errors import UsageError
 
 PASSWORD_ENV = "SFTPMIRROR_PASSWORD"
+PUBLICKEY = "publickey"
+PASSWORD = "password"
+KBDINT = "keyboard-interactive"
+METHODS = (PUBLICKEY, KBDINT, PASSWORD)
+PASSWORD_METHODS = (PASSWORD, KBDINT)
+DEFAULT_MAX_KEYS = 5
+_ALIASES = {"kbdint": KBDINT, "keyboard": KBDINT, "pubkey": PUBLICKEY, "key": PUBLICKEY}
 
 
 class Secret:
@@ -58,50 +61,44 @@ def password_from_env(environ: dict[str, str] | None = None) -> Secret | None:
     return Secret(value) if value else None
 
 
+def parse_auth_methods(text: str) -> tuple[str, ...]:
+    """``--auth password,publickey`` → ("password", "publickey"); unknown names are refused."""
+    methods: list[str] = []
+    for raw in text.split(","):
+        name = _ALIASES.get(raw.strip().lower(), raw.strip().lower())
+        if name not in METHODS:
+            raise UsageError(
+                f"unknown authentication method {raw.strip()!r} (use {', '.join(METHODS)})"
+            )
+        if name not in methods:
+            methods.append(name)
+    if not methods:
+        raise UsageError("--auth needs at least one method")
+    return tuple(methods)
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectOptions:
     password: Secret | None = None
     prompt_password: bool = False
     identities: tuple[Path, ...] = ()
+    auth: tuple[str, ...] | None = None
+    max_keys: int = DEFAULT_MAX_KEYS
     known_hosts: Path | None = None
     accept_new_host_key: bool = False
     ssh_config: Path | None = None
     timeout: float = 30.0
 
-    @property
-    def known_hosts_path(self) -> Path:
-        return self.known_hosts or Path("~/.ssh/known_hosts").expanduser()
 
-
-def auth_kwargs(options: ConnectOptions, prompt: str) -> dict[str, Any]:
-    """The asyncssh.connect() keyword arguments that choose what is offered, in what order."""
-    kwargs: dict[str, Any] = {}
-    password = _password_callback(options, prompt)
-    if password is not None:
-        kwargs["password"] = password
+def method_order(
+    options: ConnectOptions, config_preferred: tuple[str, ...] = ()
+) -> tuple[str, ...]:
+    """The methods to try, in order (``config_preferred``: ssh_config PreferredAuthentications)."""
+    if options.auth is not None:
+        return options.auth
     if options.identities:
-        kwargs["client_keys"] = [str(p) for p in options.identities]
-        kwargs["agent_path"] = None
-        kwargs["preferred_auth"] = "publickey" + (
-            ",password,keyboard-interactive" if password is not None else ""
-        )
-    elif options.password is not None:
-        kwargs["client_keys"] = None
-        kwargs["agent_path"] = None
-        kwargs["preferred_auth"] = "password,keyboard-interactive"
-    return kwargs
-
-
-def _password_callback(
-    options: ConnectOptions, prompt: str
-) -> Callable[[], str] | Callable[[], Awaitable[str]] | None:
-    secret = options.password
-    if secret is not None:
-        return secret.reveal
-    if options.prompt_password and sys.stdin.isatty():
-
-        async def ask() -> str:
-            return await asyncio.to_thread(getpass.getpass, prompt)
-
-        return ask
-    return None
+        return (PUBLICKEY, *PASSWORD_METHODS) if options.password else (PUBLICKEY,)
+    if options.password is not None:
+        return PASSWORD_METHODS
+    preferred = tuple(m for m in config_preferred if m in METHODS)
+    return preferred or METHODS

@@ -18,7 +18,14 @@ import click
 
 from . import __version__, api
 from .api import DEFAULT_JOBS, MirrorOptions, Result
-from .auth import ConnectOptions, Secret, password_from_env, read_password_file
+from .auth import (
+    DEFAULT_MAX_KEYS,
+    ConnectOptions,
+    Secret,
+    parse_auth_methods,
+    password_from_env,
+    read_password_file,
+)
 from .errors import ExitStatus, SftpMirrorError
 from .model import Op
 from .plan import describe
@@ -39,6 +46,8 @@ def _die(error: SftpMirrorError, debug: bool) -> int:
     if debug:
         traceback.print_exc()
     click.echo(f"sftpmirror: error: {error.message}", err=True)
+    for line in error.details:
+        click.echo(f"  {line}", err=True)
     if error.hint:
         click.echo(f"sftpmirror: hint: {error.hint}", err=True)
     return int(error.exit_status)
@@ -95,6 +104,20 @@ def mirror_options(func: F) -> F:
             help="Private key to log in with; only this key is offered.",
         ),
         click.option(
+            "--auth",
+            "auth_methods",
+            metavar="METHODS",
+            help="Methods to try, in order, e.g. 'password' or 'publickey,password' "
+            "(publickey, keyboard-interactive, password).",
+        ),
+        click.option(
+            "--max-keys",
+            type=click.IntRange(0, 100),
+            default=DEFAULT_MAX_KEYS,
+            show_default=True,
+            help="Keys from the agent and ssh_config offered at most (under MaxAuthTries).",
+        ),
+        click.option(
             "--known-hosts",
             type=click.Path(dir_okay=False, path_type=Path),
             help="known_hosts file (default ~/.ssh/known_hosts).",
@@ -131,15 +154,15 @@ class _StderrHandler(logging.Handler):
 
 
 def _setup(debug: bool) -> None:
-    logger = logging.getLogger("asyncssh")
-    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
-        logger.removeHandler(handler)
+    for name in ("asyncssh", "sftpmirror"):
+        logger = logging.getLogger(name)
+        for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+            logger.removeHandler(handler)
+        if debug:
+            logger.addHandler(_StderrHandler())
+        logger.setLevel(logging.DEBUG if debug else logging.NOTSET)
     if debug:
-        logger.addHandler(_StderrHandler())
-        logger.setLevel(logging.DEBUG)
         asyncssh.set_debug_level(2)
-    else:
-        logger.setLevel(logging.WARNING)
 
 
 def _connect_options(kw: dict[str, Any]) -> ConnectOptions:
@@ -148,10 +171,13 @@ def _connect_options(kw: dict[str, Any]) -> ConnectOptions:
         password = read_password_file(kw["password_file"])
     else:
         password = password_from_env()
+    methods = kw["auth_methods"]
     return ConnectOptions(
         password=password,
         prompt_password=True,
         identities=tuple(kw["identities"]),
+        auth=parse_auth_methods(methods) if methods is not None else None,
+        max_keys=kw["max_keys"],
         known_hosts=kw["known_hosts"],
         accept_new_host_key=kw["accept_new_host_key"],
         ssh_config=kw["ssh_config"],

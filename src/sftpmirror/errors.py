@@ -8,6 +8,7 @@
     ├── RemoteError                 exit 5   the server refused an SFTP operation we cannot skip
     └── SafetyError                 exit 6   refused because it could lose data
 
+``message`` is the one line the CLI prints; ``details`` (evidence, fixes) and ``hint`` follow it.
 Per-file failures are not exceptions that escape: execute() records them in the Report and the
 run exits with ``ExitStatus.FAILED_ITEMS`` (1). asyncssh's exceptions are translated into these
 only at the SSH/SFTP boundary (``remote.py`` and ``ssh.py``). Messages never contain passwords.
@@ -34,10 +35,13 @@ class SftpMirrorError(Exception):
 
     exit_status = ExitStatus.FAILED_ITEMS
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, hint: str | None = None, details: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.details = details
 
     def __str__(self) -> str:
         return self.message

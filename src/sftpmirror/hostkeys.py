@@ -9,6 +9,7 @@ one on record is always refused, and the message shows both fingerprints.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,12 @@ def host_pattern(host: str, port: int | None) -> str:
 
 
 class HostKeyCheck:
-    def __init__(self, path: Path, *, accept_new: bool) -> None:
-        self.path = path
+    """Checks against ``paths`` (ssh_config's UserKnownHostsFile may name several); a newly
+    accepted key is appended to the first."""
+
+    def __init__(self, paths: Sequence[Path], *, accept_new: bool) -> None:
+        self.paths = list(paths)
+        self.path = self.paths[0]
         self.accept_new = accept_new
         self.host = ""
         self.port: int | None = None
@@ -33,12 +38,18 @@ class HostKeyCheck:
 
     def match(self, host: str, addr: str, port: int | None) -> Any:
         self.host, self.port = host, port
+        text = ""
+        for path in self.paths:
+            try:
+                text += path.read_text(encoding="utf-8", errors="replace") + "\n"
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise HostKeyError(f"cannot read known_hosts file {path}: {e.strerror}") from None
         try:
-            known_hosts = asyncssh.read_known_hosts(str(self.path))
-        except FileNotFoundError:
-            known_hosts = asyncssh.import_known_hosts("")
-        except (OSError, ValueError) as e:
-            raise HostKeyError(f"cannot read known_hosts file {self.path}: {e}") from None
+            known_hosts = asyncssh.import_known_hosts(text)
+        except ValueError as e:
+            raise HostKeyError(f"bad known_hosts file {self.path}: {e}") from None
         result = known_hosts.match(host, addr, port)
         self.known = list(result[0])
         return result

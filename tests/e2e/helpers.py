@@ -22,7 +22,9 @@ def run_cli(
     known_hosts: bool = True,
 ) -> Result:
     """``sftpmirror ARGS`` in-process; the password goes through the environment, never argv."""
-    env = {"SFTPMIRROR_PASSWORD": password or (target.password if target else "")}
+    if password is None:
+        password = target.password if target else ""
+    env = {"SFTPMIRROR_PASSWORD": password}
     extra: list[str] = []
     if target is not None and known_hosts:
         extra = ["--known-hosts", str(target.known_hosts)]

@@ -1,4 +1,4 @@
-"""Secret, password sources, and which authentication methods auth_kwargs() offers."""
+"""Secret, password sources, and which authentication methods are offered in what order."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from sftpmirror.auth import (
     PASSWORD_ENV,
     ConnectOptions,
     Secret,
-    auth_kwargs,
+    method_order,
+    parse_auth_methods,
     password_from_env,
     read_password_file,
 )
 from sftpmirror.errors import ExitStatus, UsageError
+from sftpmirror.login import PasswordSource
 
 VALUE = "s3cr3t-Pa55"
 
@@ -44,7 +46,7 @@ def test_secret_never_shows_its_value(show: Any) -> None:
 
 
 def test_secret_not_in_log_record(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="sftpmirror.test"):
         logging.getLogger("sftpmirror.test").info("password %s", Secret(VALUE))
     assert caplog.records
     assert VALUE not in caplog.text
@@ -133,49 +135,79 @@ def test_password_from_env_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatc
     assert password_from_env() is None
 
 
-def test_auth_kwargs_password_only() -> None:
-    kwargs = auth_kwargs(ConnectOptions(password=Secret(VALUE)), "Password: ")
-    assert "client_keys" in kwargs
-    assert kwargs["client_keys"] is None
-    assert "agent_path" in kwargs
-    assert kwargs["agent_path"] is None
-    assert kwargs["preferred_auth"] == "password,keyboard-interactive"
-    assert callable(kwargs["password"])
-    assert kwargs["password"]() == VALUE
+@pytest.mark.parametrize(
+    ("options", "config", "expected"),
+    [
+        pytest.param(
+            ConnectOptions(password=Secret(VALUE)),
+            (),
+            ("password", "keyboard-interactive"),
+            id="password-no-keys",
+        ),
+        pytest.param(
+            ConnectOptions(identities=(Path("k"),)), (), ("publickey",), id="identity-only"
+        ),
+        pytest.param(
+            ConnectOptions(identities=(Path("k"),), password=Secret(VALUE)),
+            (),
+            ("publickey", "password", "keyboard-interactive"),
+            id="identity-then-password",
+        ),
+        pytest.param(
+            ConnectOptions(), (), ("publickey", "keyboard-interactive", "password"), id="neither"
+        ),
+        pytest.param(
+            ConnectOptions(),
+            ("password", "gssapi-with-mic", "publickey"),
+            ("password", "publickey"),
+            id="ssh-config-preferred",
+        ),
+        pytest.param(
+            ConnectOptions(password=Secret(VALUE), auth=("publickey", "password")),
+            ("password",),
+            ("publickey", "password"),
+            id="explicit-auth-wins",
+        ),
+    ],
+)
+def test_method_order(
+    options: ConnectOptions, config: tuple[str, ...], expected: tuple[str, ...]
+) -> None:
+    assert method_order(options, config) == expected
 
 
-def test_auth_kwargs_identities_only(tmp_path: Path) -> None:
-    keys = (tmp_path / "id_ed25519", tmp_path / "id_rsa")
-    kwargs = auth_kwargs(ConnectOptions(identities=keys), "Password: ")
-    assert kwargs["client_keys"] == [str(k) for k in keys]
-    assert "agent_path" in kwargs
-    assert kwargs["agent_path"] is None
-    assert kwargs["preferred_auth"] == "publickey"
-    assert "password" not in kwargs
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("password", ("password",)),
+        ("publickey,password", ("publickey", "password")),
+        (" kbdint , Password,password", ("keyboard-interactive", "password")),
+        ("key", ("publickey",)),
+    ],
+)
+def test_parse_auth_methods(text: str, expected: tuple[str, ...]) -> None:
+    assert parse_auth_methods(text) == expected
 
 
-def test_auth_kwargs_identities_and_password(tmp_path: Path) -> None:
-    key = tmp_path / "id"
-    kwargs = auth_kwargs(ConnectOptions(password=Secret(VALUE), identities=(key,)), "P: ")
-    assert kwargs["client_keys"] == [str(key)]
-    assert kwargs["agent_path"] is None
-    assert kwargs["preferred_auth"] == "publickey,password,keyboard-interactive"
-    assert kwargs["password"]() == VALUE
+@pytest.mark.parametrize("text", ["", "hostbased", "password,telepathy"])
+def test_parse_auth_methods_refuses(text: str) -> None:
+    with pytest.raises(UsageError):
+        parse_auth_methods(text)
 
 
-def test_auth_kwargs_neither_leaves_asyncssh_defaults() -> None:
-    kwargs = auth_kwargs(ConnectOptions(), "Password: ")
-    assert "client_keys" not in kwargs
-    assert "agent_path" not in kwargs
-    assert "preferred_auth" not in kwargs
-    assert "password" not in kwargs
+def test_password_source_gives_the_password_once() -> None:
+    source = PasswordSource(Secret(VALUE), prompt=None)
+    assert source.available
+    assert asyncio.run(source.take()) == VALUE
+    assert not source.available
+    assert asyncio.run(source.take()) is None
 
 
-def test_auth_kwargs_no_prompt_without_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_password_source_no_prompt_without_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO())
-    kwargs = auth_kwargs(ConnectOptions(prompt_password=True), "Password: ")
-    assert "password" not in kwargs
-    assert "client_keys" not in kwargs
+    source = PasswordSource(None, prompt="Password: ")
+    assert not source.available
+    assert asyncio.run(source.take()) is None
 
 
 class _Tty(io.StringIO):
@@ -183,7 +215,7 @@ class _Tty(io.StringIO):
         return True
 
 
-def test_auth_kwargs_prompt_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_password_source_prompts_once_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     prompts: list[str] = []
 
     def fake_getpass(prompt: str = "Password: ", stream: object = None) -> str:
@@ -192,14 +224,7 @@ def test_auth_kwargs_prompt_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> No
 
     monkeypatch.setattr("sys.stdin", _Tty())
     monkeypatch.setattr("getpass.getpass", fake_getpass)
-    kwargs = auth_kwargs(ConnectOptions(prompt_password=True), "u@h's password: ")
-    assert "client_keys" not in kwargs  # keys and agent stay on, the prompt comes last
-    assert asyncio.run(kwargs["password"]()) == "typed"
+    source = PasswordSource(None, prompt="u@h's password: ")
+    assert asyncio.run(source.take()) == "typed"
+    assert asyncio.run(source.take()) is None
     assert prompts == ["u@h's password: "]
-
-
-def test_known_hosts_path() -> None:
-    assert ConnectOptions(known_hosts=Path("/k")).known_hosts_path == Path("/k")
-    default = ConnectOptions().known_hosts_path
-    assert default.is_absolute()
-    assert default.parts[-2:] == (".ssh", "known_hosts")
