@@ -26,11 +26,14 @@ from .auth import (
     password_from_env,
     read_password_file,
 )
+from .doctor import doctor as run_doctor
+from .doctor import render
 from .errors import ExitStatus, SftpMirrorError
 from .model import Op
 from .plan import describe
 from .progress import Reporter, TextReporter
 from .server import DEFAULT_USER, ServerConfig, generate_password, serve
+from .url import parse_remote
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,7 +76,6 @@ def mirror_options(func: F) -> F:
             help="Print what would be done, and why; change nothing.",
         ),
         click.option("-v", "--verbose", is_flag=True, help="Print each action as it is done."),
-        click.option("--debug", is_flag=True, help="Trace the SSH conversation; tracebacks."),
         click.option(
             "--exclude",
             "excludes",
@@ -90,6 +92,15 @@ def mirror_options(func: F) -> F:
             help="Files in flight at once over the one connection.",
         ),
         click.option("--no-perms", is_flag=True, help="Do not copy permission bits."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return connection_options(func)
+
+
+def connection_options(func: F) -> F:
+    options = [
+        click.option("--debug", is_flag=True, help="Trace the SSH conversation; tracebacks."),
         click.option(
             "--password-file",
             type=click.Path(dir_okay=False, path_type=Path),
@@ -276,6 +287,28 @@ def push(local_dir: Path, dest: str, **kw: Any) -> None:
 def pull(source: str, local_dir: Path, **kw: Any) -> None:
     """Mirror the remote directory SOURCE into LOCAL_DIR (like lftp "mirror")."""
     _mirror_command(lambda mo, co, rep: api.pull(source, local_dir, mo, co, rep), kw)
+
+
+@main.command()
+@click.argument("dest")
+@connection_options
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def doctor(dest: str, as_json: bool, **kw: Any) -> None:
+    """Check the connection, login and destination DEST, step by step, with fixes.
+
+    Exits 0 when no problem is found, 1 otherwise. Takes the same connection
+    options as push; the destination gets a probe file, written and removed.
+    """
+    _setup(kw["debug"])
+    try:
+        spec = parse_remote(dest)
+        report = asyncio.run(run_doctor(spec, _connect_options(kw)))
+    except SftpMirrorError as e:
+        sys.exit(_die(e, kw["debug"]))
+    except KeyboardInterrupt:
+        sys.exit(int(ExitStatus.INTERRUPTED))
+    click.echo(json.dumps(report.as_json(), indent=2) if as_json else render(report))
+    sys.exit(0 if report.ok else int(ExitStatus.FAILED_ITEMS))
 
 
 @main.command("serve")

@@ -1,0 +1,313 @@
+"""``sftpmirror doctor DEST``: why can't I log in, and what does this server allow?
+
+Each check is reported as ok / warning / problem (with the fix) / skipped, in the order a
+connection goes: TCP, SSH version and algorithms, host key, authentication methods, login, SFTP
+version, extensions and limits, login directory and chroot, the destination (exists, writable
+by a real write-rename-remove probe, free space) and the clock skew seen on the probe file.
+A few facts asyncssh does not publish (extension flags, strict KEX) are read from its internals
+with safe defaults, so an asyncssh change degrades them to "unknown", never to a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import posixpath
+import secrets
+import stat
+import time
+from contextlib import suppress
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import asyncssh
+
+from .auth import KBDINT, PASSWORD, PUBLICKEY, ConnectOptions
+from .diagnose import connect_failure
+from .errors import HostKeyError, SftpMirrorError
+from .login import LoginTrace
+from .remote import describe_sftp_error
+from .ssh import allowed_methods, connect, open_sftp, resolve
+from .url import RemoteSpec
+
+OK, WARNING, PROBLEM, SKIPPED, INFO = "ok", "warning", "problem", "skipped", "info"
+EXTENSIONS = ("posix_rename", "statvfs", "fsync", "limits", "hardlink", "copy_data")
+LOW_SPACE = 100 << 20
+CHECKS = (
+    "destination", "tcp", "ssh", "algorithms", "host-key", "auth-methods", "login", "sftp",
+    "extensions", "limits", "login-directory", "dest-exists", "dest-writable", "free-space",
+    "clock-skew",
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class Check:
+    name: str
+    status: str
+    detail: str
+    fix: str | None = None
+
+
+@dataclass(slots=True)
+class DoctorReport:
+    target: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status != PROBLEM for c in self.checks)
+
+    def add(self, name: str, status: str, detail: str, fix: str | None = None) -> None:
+        self.checks.append(Check(name, status, detail, fix))
+
+    def skip_rest(self, why: str) -> None:
+        done = {c.name for c in self.checks}
+        for name in CHECKS:
+            if name not in done:
+                self.add(name, SKIPPED, why)
+
+    def ordered(self) -> list[Check]:
+        """In the order a connection goes (CHECKS), whatever order they were made in."""
+        return sorted(self.checks, key=lambda c: CHECKS.index(c.name))
+
+    def as_json(self) -> dict[str, Any]:
+        checks = [asdict(c) for c in self.ordered()]
+        return {"target": self.target, "ok": self.ok, "checks": checks}
+
+
+async def doctor(spec: RemoteSpec, options: ConnectOptions) -> DoctorReport:
+    report = DoctorReport(str(spec))
+    resolved = await resolve(spec, options)
+    where = f"{resolved.host}:{resolved.port}"
+    alias = f" (ssh_config alias {spec.host!r})" if resolved.host != spec.host else ""
+    report.add("destination", INFO, f"{resolved.username}@{where}{alias}, path {spec.path or '.'}")
+    if not await _tcp(report, resolved.host, resolved.port, options.timeout):
+        report.skip_rest("not reachable")
+        return report
+    allowed = await allowed_methods(resolved)
+    _auth_methods(report, allowed)
+    trace = LoginTrace()
+    try:
+        async with connect(spec, options, trace) as conn, open_sftp(conn) as sftp:
+            _after_login(report, conn, trace)
+            await _sftp_checks(report, conn, sftp, spec.path)
+    except HostKeyError as e:
+        report.add("host-key", PROBLEM, e.message, e.hint)
+        report.skip_rest("no trusted host key")
+    except SftpMirrorError as e:
+        name = "login" if not trace.succeeded else "sftp"
+        report.add(name, PROBLEM, e.message, "\n".join(e.details) or e.hint)
+        report.skip_rest(f"{name} failed")
+    return report
+
+
+async def _tcp(report: DoctorReport, host: str, port: int, wait: float) -> bool:
+    try:
+        async with asyncio.timeout(wait):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                banner = (await reader.readline()).decode("ascii", "replace").strip()
+            finally:
+                writer.close()
+    except (OSError, TimeoutError) as e:
+        error = connect_failure(f"{host}:{port}", host, e, wait)
+        report.add("tcp", PROBLEM, error.message, "\n".join(error.details) or None)
+        return False
+    report.add("tcp", OK, f"{host}:{port} reachable")
+    if banner.startswith("SSH-2.0-"):
+        report.add("ssh", OK, f"server version {banner}")
+    else:
+        report.add("ssh", PROBLEM, f"not an SSH server: it said {banner[:60]!r}")
+    return True
+
+
+def _auth_methods(report: DoctorReport, allowed: list[str] | None) -> None:
+    if allowed is None:
+        report.add("auth-methods", WARNING, "the server did not say which methods it allows")
+        return
+    detail = "server allows: " + (", ".join(allowed) or "(nothing)")
+    if PUBLICKEY in allowed and (PASSWORD in allowed or KBDINT in allowed):
+        report.add(
+            "auth-methods",
+            WARNING,
+            detail + "; a client with many agent keys can use up MaxAuthTries before the password "
+            "(sftpmirror offers no key when given a password)",
+            "for a password-only account: 'Match User NAME' with 'AuthenticationMethods password'",
+        )
+    else:
+        report.add("auth-methods", OK, detail)
+
+
+def _after_login(
+    report: DoctorReport, conn: asyncssh.SSHClientConnection, trace: LoginTrace
+) -> None:
+    key = conn.get_server_host_key()
+    fingerprint = key.get_fingerprint("sha256") if key else "(unknown)"
+    report.add("host-key", OK, f"{fingerprint} matches known_hosts")
+    cipher = conn.get_extra_info("send_cipher", "?")
+    mac = conn.get_extra_info("send_mac", "?")
+    strict = getattr(conn, "_strict_kex", None)
+    detail = f"cipher {cipher}, mac {mac}"
+    if strict:
+        report.add("algorithms", OK, detail + "; strict KEX on (Terrapin countermeasure)")
+    elif strict is None:
+        report.add("algorithms", INFO, detail + "; strict KEX: unknown")
+    else:
+        report.add(
+            "algorithms",
+            WARNING,
+            detail + "; strict KEX off: the connection is exposed to the Terrapin attack",
+            "upgrade the server's OpenSSH to 9.6 or later",
+        )
+    used = trace.attempts[-1] if trace.attempts else None
+    how = f"{used.method} ({used.detail})" if used and used.detail else used.method if used else "?"
+    report.add("login", OK, f"logged in as {conn.get_extra_info('username')} with {how}")
+
+
+def _extensions(sftp: asyncssh.SFTPClient) -> dict[str, bool | None]:
+    handler = getattr(sftp, "_handler", None)
+    return {name: getattr(handler, f"_supports_{name}", None) for name in EXTENSIONS}
+
+
+async def _sftp_checks(
+    report: DoctorReport,
+    conn: asyncssh.SSHClientConnection,
+    sftp: asyncssh.SFTPClient,
+    path: str,
+) -> None:
+    report.add("sftp", OK, f"SFTP version {sftp.version}")
+    present = _extensions(sftp)
+    listed = ", ".join(f"{n.replace('_', '-')}{'' if v else ' (no)'}" for n, v in present.items())
+    if present["posix_rename"] is False:
+        report.add(
+            "extensions",
+            PROBLEM,
+            listed + ": without posix-rename a replaced page is missing for a moment",
+            "remove '-P posix-rename' (or a -p list without it) from the internal-sftp flags",
+        )
+    else:
+        report.add("extensions", OK, listed)
+    limits = sftp.limits
+    report.add(
+        "limits",
+        INFO,
+        f"max read {limits.max_read_len} B, max write {limits.max_write_len} B, "
+        f"max open handles {limits.max_open_handles or 'unlimited'}",
+    )
+    await _login_directory(report, sftp)
+    await _destination(report, sftp, path)
+
+
+async def _login_directory(report: DoctorReport, sftp: asyncssh.SFTPClient) -> None:
+    home = await sftp.realpath(".")
+    try:
+        top = sorted(str(n) for n in await sftp.listdir("/") if n not in (".", ".."))
+    except asyncssh.SFTPError:
+        top = []
+    system = {"etc", "usr", "bin", "proc", "var"}
+    if system & set(top):
+        report.add("login-directory", INFO, f"{home}; / looks like a whole system (not chrooted)")
+    else:
+        shown = ", ".join(top[:8]) + (" …" if len(top) > 8 else "")
+        report.add(
+            "login-directory", INFO, f"{home}; looks chrooted (/ holds: {shown or 'nothing'})"
+        )
+
+
+async def _destination(report: DoctorReport, sftp: asyncssh.SFTPClient, path: str) -> None:
+    where = path or "."
+    try:
+        attrs = await sftp.stat(where)
+    except asyncssh.SFTPError as e:
+        report.add(
+            "dest-exists",
+            WARNING if isinstance(e, asyncssh.SFTPNoSuchFile) else PROBLEM,
+            f"{where}: {describe_sftp_error(e)}",
+            "push creates it (with its parents) when the parent is writable",
+        )
+        report.skip_rest("no destination directory")
+        return
+    if not stat.S_ISDIR(attrs.permissions or 0):
+        report.add("dest-exists", PROBLEM, f"{where} is not a directory")
+        report.skip_rest("destination is not a directory")
+        return
+    report.add(
+        "dest-exists",
+        OK,
+        f"{where} is a directory (mode {stat.S_IMODE(attrs.permissions or 0):03o})",
+    )
+    skew = await _probe(report, sftp, where)
+    await _free_space(report, sftp, where)
+    if skew is None:
+        report.add("clock-skew", SKIPPED, "needs the probe file")
+    elif abs(skew) > 60:
+        report.add(
+            "clock-skew",
+            WARNING,
+            f"the server's clock is {skew:+.0f}s from this machine's",
+            "run NTP on both; sftpmirror sets each file's mtime itself, so deploys still work",
+        )
+    else:
+        report.add("clock-skew", OK, f"{round(skew):+d}s (from the probe file's mtime)")
+
+
+async def _probe(report: DoctorReport, sftp: asyncssh.SFTPClient, where: str) -> float | None:
+    """Write, rename and remove a probe file; return server time minus local time."""
+    tag = secrets.token_hex(4)
+    tmp = posixpath.join(where, f".sftpmirror-doctor.{tag}.part")
+    final = posixpath.join(where, f".sftpmirror-doctor.{tag}")
+    try:
+        before = time.time()
+        async with sftp.open(tmp, "xb") as f:
+            await f.write(b"sftpmirror doctor probe\n")
+        after = time.time()
+        await sftp.posix_rename(tmp, final)
+        mtime = (await sftp.stat(final)).mtime or 0
+    except asyncssh.SFTPError as e:
+        report.add(
+            "dest-writable",
+            PROBLEM,
+            f"{where} is not writable: {describe_sftp_error(e)}",
+            "the account must own the directory (chown it to the account); in a chroot the root "
+            "is root-owned, so deploy into a directory inside it, such as public_html",
+        )
+        return None
+    finally:
+        for name in (tmp, final):  # random names: only ever our own probe files
+            with suppress(asyncssh.SFTPError):
+                await sftp.remove(name)
+    report.add("dest-writable", OK, f"{where}: a probe file was written, renamed and removed")
+    return mtime - (before + after) / 2
+
+
+async def _free_space(report: DoctorReport, sftp: asyncssh.SFTPClient, where: str) -> None:
+    try:
+        vfs = await sftp.statvfs(where)
+    except asyncssh.SFTPError:
+        report.add("free-space", SKIPPED, "the server does not report it (no statvfs)")
+        return
+    free = vfs.bavail * vfs.frsize
+    detail = f"{free / (1 << 30):.1f} GiB free"
+    if free < LOW_SPACE:
+        report.add("free-space", WARNING, detail, "free some space, or ask for a larger quota")
+    else:
+        report.add("free-space", OK, detail)
+
+
+SYMBOLS = {
+    OK: "ok     ",
+    WARNING: "WARNING",
+    PROBLEM: "PROBLEM",
+    SKIPPED: "skipped",
+    INFO: "info   ",
+}
+
+
+def render(report: DoctorReport) -> str:
+    lines = [f"sftpmirror doctor {report.target}"]
+    for check in report.ordered():
+        lines.append(f"  {SYMBOLS[check.status]}  {check.name:<16} {check.detail}")
+        for fix in (check.fix or "").splitlines():
+            lines.append(f"  {'':7}  {'':16}   fix: {fix}")
+    verdict = "no problems found" if report.ok else "problems found"
+    lines.append(f"{verdict}")
+    return "\n".join(lines)
