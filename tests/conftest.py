@@ -83,6 +83,14 @@ class Target:
     disk: Path  # the directory the URL's path names, seen from outside the server
     path: str = "public_html"
 
+    @classmethod
+    def of(cls, info: SshdInfo) -> Target:
+        """The web root of a running OpenSSH fixture."""
+        return cls(
+            "openssh", info.host, info.port, info.user, info.password, info.known_hosts,
+            info.web_root,
+        )  # fmt: skip
+
     def url(self, path: str | None = None) -> str:
         return f"sftp://{self.user}@{self.host}:{self.port}/{self.path if path is None else path}"
 
@@ -138,15 +146,7 @@ def openssh(sshd: SshdInfo) -> Target:
             shutil.rmtree(child)
         else:
             child.unlink()
-    return Target(
-        "openssh",
-        sshd.host,
-        sshd.port,
-        sshd.user,
-        sshd.password,
-        sshd.known_hosts,
-        sshd.web_root,
-    )
+    return Target.of(sshd)
 
 
 @pytest.fixture(params=["embedded", "openssh"])

@@ -6,6 +6,7 @@ scan both trees (concurrently) → plan() (pure) → execute() (unless dry-run) 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,19 @@ def _spec(remote: str | RemoteSpec) -> RemoteSpec:
     return parse_remote(remote) if isinstance(remote, str) else remote
 
 
+async def _over_sftp(
+    spec: RemoteSpec,
+    connect_options: ConnectOptions | None,
+    run: Callable[[RemoteTree], Awaitable[Result]],
+) -> Result:
+    """Connect, open SFTP, run; a connection lost on the way is a ConnectError (exit 3)."""
+    async with connect(spec, connect_options or ConnectOptions()) as conn, open_sftp(conn) as sftp:
+        try:
+            return await run(RemoteTree(sftp, spec.path, str(spec)))
+        except CONNECTION_ERRORS as e:
+            raise ConnectError(f"connection lost: {e}") from None
+
+
 async def push(
     local_dir: str | Path,
     dest: str | RemoteSpec,
@@ -80,15 +94,12 @@ async def push(
     local = Path(local_dir)
     if not await asyncio.to_thread(local.is_dir):
         raise UsageError(f"local directory not found: {local}")
-    spec = _spec(dest)
-    async with connect(spec, connect_options or ConnectOptions()) as conn, open_sftp(conn) as sftp:
-        remote = RemoteTree(sftp, spec.path, str(spec))
-        try:
-            return await mirror(
-                LocalTree(local, follow_symlinks=True), remote, options, reporter or NullReporter()
-            )
-        except CONNECTION_ERRORS as e:
-            raise ConnectError(f"connection lost: {e}") from None
+    source = LocalTree(local, follow_symlinks=True)
+    return await _over_sftp(
+        _spec(dest),
+        connect_options,
+        lambda remote: mirror(source, remote, options, reporter or NullReporter()),
+    )
 
 
 async def pull(
@@ -102,16 +113,11 @@ async def pull(
     local = Path(local_dir)
     if await asyncio.to_thread(lambda: local.exists() and not local.is_dir()):
         raise UsageError(f"not a directory: {local}")
-    spec = _spec(source)
-    async with connect(spec, connect_options or ConnectOptions()) as conn, open_sftp(conn) as sftp:
-        remote = RemoteTree(sftp, spec.path, str(spec))
-        try:
-            return await mirror(
-                remote,
-                LocalTree(local, follow_symlinks=False),
-                options,
-                reporter or NullReporter(),
-                missing_source=RemoteError,
-            )
-        except CONNECTION_ERRORS as e:
-            raise ConnectError(f"connection lost: {e}") from None
+    dest = LocalTree(local, follow_symlinks=False)
+    return await _over_sftp(
+        _spec(source),
+        connect_options,
+        lambda remote: mirror(
+            remote, dest, options, reporter or NullReporter(), missing_source=RemoteError
+        ),
+    )

@@ -102,15 +102,7 @@ def test_doctor_nothing_listening(tmp_path: Path) -> None:
 def test_session_closed_after_login_is_explained(tmp_path: Path) -> None:
     with running_sshd(tmp_path / "sshd") as info:
         info.chroot.chmod(0o775)  # OpenSSH refuses a group-writable ChrootDirectory
-        target = Target(
-            "openssh",
-            info.host,
-            info.port,
-            info.user,
-            info.password,
-            info.known_hosts,
-            info.web_root,
-        )
+        target = Target.of(info)
         site = make_site(tmp_path / "site")
         result = run_cli("push", str(site), target.url(), target=target)
         info.chroot.chmod(0o755)

@@ -68,12 +68,6 @@ def agent6(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Agent]:
     agent.close()
 
 
-def target_of(info: SshdInfo) -> Target:
-    return Target(
-        "openssh", info.host, info.port, info.user, info.password, info.known_hosts, info.web_root
-    )
-
-
 def failures_in_log(info: SshdInfo) -> list[str]:
     text = info.log.read_text(errors="replace")
     return re.findall(r"Failed (?:password|keyboard-interactive\S*) for", text)
@@ -129,7 +123,7 @@ def test_too_many_failures_is_explained_with_fixes_on_both_sides(
     monkeypatch.setenv("SSH_AUTH_SOCK", str(agent.sock))
     try:
         with running_sshd(tmp_path / "sshd", max_auth_tries=2) as info:
-            target = target_of(info)
+            target = Target.of(info)
             site = make_site(tmp_path / "site")
             result = run_cli("push", str(site), target.url(), target=target, password="")
     finally:
@@ -148,7 +142,7 @@ def test_key_only_client_against_password_only_account(tmp_path: Path) -> None:
     key = tmp_path / "deploy_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
     with running_sshd(tmp_path / "sshd", max_auth_tries=2, auth_methods="password") as info:
-        target = target_of(info)
+        target = Target.of(info)
         site = make_site(tmp_path / "site")
         result = run_cli(
             "push", "-i", str(key), str(site), target.url(), target=target, password=""
@@ -163,7 +157,7 @@ def test_keyboard_interactive_only_server_takes_the_password(tmp_path: Path) -> 
     with running_sshd(
         tmp_path / "sshd", password_authentication=False, kbd_interactive=True, pubkey=False
     ) as info:
-        target = target_of(info)
+        target = Target.of(info)
         site = make_site(tmp_path / "site")
         result = run_cli("push", str(site), target.url(), target=target)
         assert result.exit_code == 0, result.output
