@@ -6,14 +6,19 @@ scan both trees (concurrently) → plan() (pure) → execute() (unless dry-run) 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import manifest
 from .auth import ConnectOptions
 from .errors import ConnectError, RemoteError, SftpMirrorError, UsageError
+from .guards import DeleteLimits, check_deletes
 from .local import LocalTree
-from .model import Plan, Report
+from .manifest import DEFAULT_NAME as DEFAULT_MANIFEST
+from .manifest import Manifest, ManifestStore
+from .model import Kind, Listing, Plan, Report
 from .plan import PlanOptions, plan
 from .progress import NullReporter, Reporter
 from .remote import CONNECTION_ERRORS, RemoteTree
@@ -32,6 +37,10 @@ class MirrorOptions:
     excludes: tuple[str, ...] = ()
     jobs: int = DEFAULT_JOBS
     perms: bool = True
+    manifest: str | None = DEFAULT_MANIFEST  # remote path, relative to the remote directory
+    local_manifest: Path | None = None  # keep the manifest on this machine instead
+    verify: bool = False  # download and hash remote files the manifest cannot vouch for
+    limits: DeleteLimits = field(default_factory=DeleteLimits)
 
 
 DEFAULTS = MirrorOptions()
@@ -50,20 +59,103 @@ async def mirror(
     reporter: Reporter,
     *,
     missing_source: type[SftpMirrorError] = UsageError,
+    manifest_store: ManifestStore | None = None,
+    manifest_side: str = "dst",
 ) -> Result:
-    excludes = Excludes(options.excludes)
+    """Scan, compare, plan, check the delete limits, then (unless dry-run) execute.
+
+    ``manifest_store`` describes the remote side (``manifest_side``): it is read to know the
+    remote files by content, and — when the remote side is the destination — rewritten after
+    the run (first without the records of the files about to change, then complete).
+    """
+    reserved = {manifest_store.inside} if manifest_store and manifest_store.inside else set()
+    excludes = Excludes(options.excludes, frozenset(p for p in reserved if p))
     src_listing, dst_listing = await asyncio.gather(src.scan(excludes), dst.scan(excludes))
     if not src_listing.root_exists:
         raise missing_source(f"source directory not found: {src.label}")
+    old: Manifest | None = None
+    writes_manifest = manifest_store is not None and manifest_side == "dst"
+    if manifest_store is not None:
+        old, why = await manifest_store.load()
+        remote_listing = dst_listing if manifest_side == "dst" else src_listing
+        if old is not None:
+            manifest.apply(remote_listing, old)
+        elif why and remote_listing.root_exists:
+            reporter.warning(why)
+    await fill_hashes(
+        src, src_listing, dst, dst_listing, all_source=writes_manifest, verify=options.verify
+    )
     the_plan = plan(src_listing, dst_listing, PlanOptions(options.delete, options.perms))
     for warning in the_plan.warnings:
         reporter.warning(warning)
+    if options.delete:
+        check_deletes(the_plan, src_listing, dst_listing, options.limits)
     if options.dry_run:
         return Result(the_plan, Report(dry_run=True))
+    store = manifest_store if writes_manifest else None
+    if store is not None and old is not None and (changing := manifest.touched(the_plan)):
+        await store.save(manifest.without(old, changing))
     report = await execute(
         the_plan, src, dst, jobs=options.jobs, perms=options.perms, reporter=reporter
     )
+    if store is not None:
+        new = manifest.after_run(src_listing, dst_listing, the_plan, report)
+        if old is None or new.files != old.files:
+            try:
+                await store.save(new)
+            except RemoteError as e:
+                reporter.warning(f"{e}; the next run compares by size and mtime")
     return Result(the_plan, report)
+
+
+async def fill_hashes(
+    src: Tree,
+    src_listing: Listing,
+    dst: Tree,
+    dst_listing: Listing,
+    *,
+    all_source: bool,
+    verify: bool,
+) -> None:
+    """Hash what the comparison (and the manifest) needs, where hashing is cheap or asked for.
+
+    A local side hashes its files whose counterpart has the same size and a known hash (all
+    its source files when a manifest is to be written); a remote side hashes (downloads) only
+    with ``verify``, the same-size files the manifest does not vouch for.
+    """
+    same_size = [
+        path
+        for path, s in src_listing.entries.items()
+        if s.kind is Kind.FILE
+        and (d := dst_listing.entries.get(path)) is not None
+        and d.kind is Kind.FILE
+        and d.size == s.size
+    ]
+    for tree, mine, other, everything in (
+        (src, src_listing, dst_listing, all_source),
+        (dst, dst_listing, src_listing, False),
+    ):
+        if tree.cheap_hashes:
+            wanted = (
+                [p for p, e in mine.entries.items() if e.kind is Kind.FILE]
+                if everything
+                else [p for p in same_size if other.entries[p].sha256 or verify]
+            )
+        elif verify:
+            wanted = same_size
+        else:
+            continue
+        wanted = [p for p in wanted if mine.entries[p].sha256 is None]
+        for path, digest in (await tree.hash_files(wanted)).items():
+            mine.entries[path] = dataclasses.replace(mine.entries[path], sha256=digest)
+
+
+def _manifest_store(remote: RemoteTree, options: MirrorOptions) -> ManifestStore | None:
+    if options.local_manifest is not None:
+        where = options.local_manifest.expanduser().absolute()
+        local = LocalTree(where.parent, follow_symlinks=False)
+        return ManifestStore(local, where.name, in_mirrored_tree=False)
+    return ManifestStore(remote, options.manifest) if options.manifest else None
 
 
 def _spec(remote: str | RemoteSpec) -> RemoteSpec:
@@ -98,7 +190,14 @@ async def push(
     return await _over_sftp(
         _spec(dest),
         connect_options,
-        lambda remote: mirror(source, remote, options, reporter or NullReporter()),
+        lambda remote: mirror(
+            source,
+            remote,
+            options,
+            reporter or NullReporter(),
+            manifest_store=_manifest_store(remote, options),
+            manifest_side="dst",
+        ),
     )
 
 
@@ -118,6 +217,12 @@ async def pull(
         _spec(source),
         connect_options,
         lambda remote: mirror(
-            remote, dest, options, reporter or NullReporter(), missing_source=RemoteError
+            remote,
+            dest,
+            options,
+            reporter or NullReporter(),
+            missing_source=RemoteError,
+            manifest_store=_manifest_store(remote, options),
+            manifest_side="src",
         ),
     )

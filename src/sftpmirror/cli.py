@@ -29,6 +29,8 @@ from .auth import (
 from .doctor import doctor as run_doctor
 from .doctor import render
 from .errors import ExitStatus, SftpMirrorError
+from .guards import DeleteLimits
+from .manifest import DEFAULT_NAME as DEFAULT_MANIFEST
 from .model import Op
 from .plan import describe
 from .progress import Reporter, TextReporter
@@ -92,6 +94,42 @@ def mirror_options(func: F) -> F:
             help="Files in flight at once over the one connection.",
         ),
         click.option("--no-perms", is_flag=True, help="Do not copy permission bits."),
+        click.option(
+            "--manifest",
+            default=DEFAULT_MANIFEST,
+            show_default=True,
+            metavar="PATH",
+            help="Remote manifest, relative to the remote directory (../NAME keeps it outside).",
+        ),
+        click.option("--no-manifest", is_flag=True, help="Compare by size and mtime only."),
+        click.option(
+            "--local-manifest",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Keep the manifest in this local file instead of on the server.",
+        ),
+        click.option(
+            "--verify",
+            is_flag=True,
+            help="Download and hash remote files the manifest cannot vouch for.",
+        ),
+        click.option(
+            "--allow-empty-source",
+            is_flag=True,
+            help="With --delete, allow an empty source to empty the destination.",
+        ),
+        click.option(
+            "--max-delete",
+            type=click.IntRange(0),
+            metavar="N",
+            help="Refuse to delete more than N files.",
+        ),
+        click.option(
+            "--max-delete-percent",
+            type=click.FloatRange(0, 100),
+            default=50.0,
+            show_default=True,
+            help="Refuse to delete more than this share of the destination's files.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -203,6 +241,14 @@ def _mirror_options(kw: dict[str, Any]) -> MirrorOptions:
         excludes=tuple(kw["excludes"]),
         jobs=kw["jobs"],
         perms=not kw["no_perms"],
+        manifest=None if kw["no_manifest"] else kw["manifest"],
+        local_manifest=kw["local_manifest"],
+        verify=kw["verify"],
+        limits=DeleteLimits(
+            allow_empty_source=kw["allow_empty_source"],
+            max_delete=kw["max_delete"],
+            max_delete_percent=kw["max_delete_percent"],
+        ),
     )
 
 

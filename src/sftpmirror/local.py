@@ -12,13 +12,17 @@ import asyncio
 import errno
 import os
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 from .errors import UsageError
+from .manifest import sha256_file
 from .model import Entry, Kind, Listing
 from .tree import Excludes, FileReader, FileWriter, temp_name
+
+HASH_THREADS = min(8, (os.cpu_count() or 1) * 2)
 
 
 class _Reader:
@@ -46,10 +50,26 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> int:
 
 
 class LocalTree:
+    cheap_hashes = True
+
     def __init__(self, root: Path, *, follow_symlinks: bool) -> None:
         self.root = root
         self.label = str(root)
         self.follow_symlinks = follow_symlinks
+
+    async def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
+        """Hash in a thread pool (hashlib releases the GIL), streaming each file."""
+        return await asyncio.to_thread(self._hash_files, list(paths))
+
+    def _hash_files(self, paths: list[str]) -> dict[str, str]:
+        def one(path: str) -> tuple[str, str | None]:
+            try:
+                return path, sha256_file(self._full(path))
+            except OSError:
+                return path, None
+
+        with ThreadPoolExecutor(max_workers=HASH_THREADS) as pool:
+            return {p: h for p, h in pool.map(one, paths) if h is not None}
 
     def _full(self, path: str) -> str:
         return os.path.join(self.root, path) if path else str(self.root)

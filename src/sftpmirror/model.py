@@ -18,7 +18,8 @@ class Kind(StrEnum):
 class Entry:
     """One thing in a tree, named by its path relative to the tree's root (POSIX, no leading /).
 
-    ``mtime`` is whole seconds (SFTP v3 precision); ``mode`` holds permission bits only.
+    ``mtime`` is whole seconds (SFTP v3 precision); ``mode`` holds permission bits only;
+    ``sha256`` is the content hash when known (hashed locally, or from the manifest).
     """
 
     path: str
@@ -26,6 +27,7 @@ class Entry:
     size: int = 0
     mtime: int = 0
     mode: int = 0
+    sha256: str | None = None
 
     @property
     def depth(self) -> int:
@@ -43,7 +45,8 @@ class Listing:
     ``excluded`` matters on the destination side: a directory holding excluded paths is never
     removed. ``unreadable`` holds what could not be read (path → why): the plan turns each into
     a failure, so a run with a half-read tree deletes nothing. ``root_exists`` is False when the
-    tree's root directory is not there (yet).
+    tree's root directory is not there (yet). ``hashes_known`` says a manifest vouched for this
+    listing: a file without ``sha256`` then is one that changed behind our back.
     """
 
     entries: dict[str, Entry] = field(default_factory=dict)
@@ -51,6 +54,7 @@ class Listing:
     unreadable: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     root_exists: bool = True
+    hashes_known: bool = False
 
     def add(self, entry: Entry) -> None:
         self.entries[entry.path] = entry
@@ -130,6 +134,7 @@ class Report:
 
     done: Counter[Op] = field(default_factory=Counter)
     bytes_copied: int = 0
+    copied: dict[str, tuple[int, str]] = field(default_factory=dict)  # path → size, SHA-256 sent
     failures: list[Failure] = field(default_factory=list)
     not_run: int = 0
     elapsed: float = 0.0

@@ -26,10 +26,19 @@ class PlanOptions:
     page_suffixes: tuple[str, ...] = PAGE_SUFFIXES
 
 
-def same_file(src: Entry, dst: Entry, window: int) -> str | None:
-    """Why ``dst`` must be replaced by ``src`` (None when it need not). Size, then mtime."""
+def same_file(src: Entry, dst: Entry, window: int, hashes_known: bool = False) -> str | None:
+    """Why ``dst`` must be replaced by ``src`` (None when it need not).
+
+    The ladder: size; then content hashes when both are known (the mtime is then ignored: a
+    rebuild that only touched it uploads nothing); a destination the manifest vouches for but
+    whose file drifted is replaced; without hashes, the mtime within ``window`` seconds.
+    """
     if src.size != dst.size:
         return f"size changed ({dst.size} → {src.size} bytes)"
+    if src.sha256 and dst.sha256:
+        return None if src.sha256 == dst.sha256 else "content changed (same size)"
+    if hashes_known and dst.sha256 is None:
+        return "changed on the server since the last deploy (or not in the manifest)"
     if abs(src.mtime - dst.mtime) > window:
         return "modification time changed"
     return None
@@ -83,7 +92,7 @@ def plan(src: Listing, dst: Listing, options: PlanOptions = PlanOptions()) -> Pl
             copy.append(Action(Op.COPY, s, "new file"))
         elif d.kind is Kind.SYMLINK:
             copy.append(Action(Op.REPLACE, s, "a file replaces a symbolic link"))
-        elif reason := same_file(s, d, options.modify_window):
+        elif reason := same_file(s, d, options.modify_window, dst.hashes_known):
             copy.append(Action(Op.REPLACE, s, reason))
         elif options.perms and _perms(s) != _perms(d):
             attrs.append(Action(Op.ATTRS, s, _mode_change(d, s)))

@@ -8,15 +8,17 @@ errors become ``RemoteError`` here, at the boundary.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import posixpath
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import asyncssh
 
-from .concurrency import task_group
+from .concurrency import run_pool, task_group
 from .errors import RemoteError
+from .manifest import HASH_CHUNK
 from .model import Entry, Kind, Listing
 from .tree import Excludes, FileReader, FileWriter, temp_name
 
@@ -52,11 +54,36 @@ def _unsafe_name(name: str) -> str | None:
 
 
 class RemoteTree:
-    def __init__(self, sftp: asyncssh.SFTPClient, root: str, label: str) -> None:
+    cheap_hashes = False
+
+    def __init__(
+        self, sftp: asyncssh.SFTPClient, root: str, label: str, jobs: int = SCAN_CONCURRENCY
+    ) -> None:
         self.sftp = sftp
         self.root = root
         self.label = label
+        self.jobs = jobs
         self._posix_rename = True
+
+    async def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
+        """Download and hash (``--verify``): the server has no shell to hash for us."""
+        hashes: dict[str, str] = {}
+
+        async def one(path: str) -> None:
+            digest = hashlib.sha256()
+            try:
+                async with self.sftp.open(self._full(path), "rb") as f:
+                    offset = 0
+                    while data := await f.read(HASH_CHUNK, offset):
+                        assert isinstance(data, bytes)  # opened in binary mode
+                        digest.update(data)
+                        offset += len(data)
+            except asyncssh.SFTPError:
+                return
+            hashes[path] = digest.hexdigest()
+
+        await run_pool(paths, one, self.jobs)
+        return hashes
 
     def _full(self, path: str) -> str:
         if not path:

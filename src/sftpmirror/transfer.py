@@ -8,6 +8,7 @@ back. A lost connection is not a per-file failure: it aborts the run with ``Conn
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import asyncssh
@@ -22,20 +23,25 @@ from .tree import Tree
 CHUNK = 1 << 20  # bytes read from the source per request; asyncssh splits writes into blocks
 
 
-async def copy_file(src: Tree, dst: Tree, action: Action, *, perms: bool) -> int:
-    """Stream one file from ``src`` to ``dst`` (atomically replaced); return the bytes copied."""
+async def copy_file(src: Tree, dst: Tree, action: Action, *, perms: bool) -> tuple[int, str]:
+    """Stream one file from ``src`` to ``dst`` (atomically replaced).
+
+    Returns the bytes copied and the SHA-256 of exactly those bytes (for the manifest).
+    """
     offset = 0
+    digest = hashlib.sha256()
     async with (
         src.open_read(action.path) as reader,
         dst.open_write(action.entry, perms=perms) as writer,
     ):
         while data := await reader.read(CHUNK, offset):
+            digest.update(data)
             await writer.write(data, offset)
             offset += len(data)
-    return offset
+    return offset, digest.hexdigest()
 
 
-async def _apply(action: Action, src: Tree, dst: Tree, perms: bool) -> int:
+async def _apply(action: Action, src: Tree, dst: Tree, perms: bool) -> tuple[int, str | None]:
     entry = action.entry
     match action.op:
         case Op.COPY | Op.REPLACE:
@@ -50,7 +56,7 @@ async def _apply(action: Action, src: Tree, dst: Tree, perms: bool) -> int:
             await dst.rmdir(entry)
         case Op.CLEAR | Op.DELETE:
             await dst.remove(entry)
-    return 0
+    return 0, None
 
 
 def _message(exc: BaseException) -> str:
@@ -87,7 +93,7 @@ class _Run:
             self.fail(action, blocked)
             return
         try:
-            nbytes = await _apply(action, self.src, self.dst, self.perms)
+            nbytes, digest = await _apply(action, self.src, self.dst, self.perms)
         except CONNECTION_ERRORS as e:
             raise ConnectError(f"connection lost: {_message(e)}") from None
         except (asyncssh.SFTPError, OSError) as e:
@@ -95,6 +101,8 @@ class _Run:
         else:
             self.report.done[action.op] += 1
             self.report.bytes_copied += nbytes
+            if digest is not None:
+                self.report.copied[action.path] = (nbytes, digest)
             self.reporter.done(action, nbytes)
 
 

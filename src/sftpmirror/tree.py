@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -31,6 +32,7 @@ class FileWriter(Protocol):
 
 class Tree(Protocol):
     label: str
+    cheap_hashes: bool  # True where hashing a file costs no network round trip (LocalTree)
 
     async def scan(self, excludes: Excludes) -> Listing: ...
 
@@ -47,18 +49,25 @@ class Tree(Protocol):
 
     def open_read(self, path: str) -> AbstractAsyncContextManager[FileReader]: ...
 
+    async def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
+        """SHA-256 of each file that could be read (the others are left out)."""
+
     def open_write(self, entry: Entry, *, perms: bool) -> AbstractAsyncContextManager[FileWriter]:
         """Write to a temporary name; on success set attributes and rename over ``entry.path``."""
 
 
 class Excludes:
-    """gitignore-style patterns, matched against paths relative to the tree's root."""
+    """gitignore-style patterns, matched against paths relative to the tree's root, plus
+    ``reserved`` paths that are never part of a mirror (the manifest)."""
 
-    def __init__(self, patterns: tuple[str, ...] = ()) -> None:
+    def __init__(self, patterns: tuple[str, ...] = (), reserved: frozenset[str] = frozenset()):
         self.patterns = patterns
+        self.reserved = reserved
         self._spec = pathspec.GitIgnoreSpec.from_lines(patterns) if patterns else None
 
     def __call__(self, path: str, is_dir: bool) -> bool:
+        if path in self.reserved:
+            return True
         if self._spec is None:
             return False
         return bool(self._spec.match_file(path + "/" if is_dir else path))

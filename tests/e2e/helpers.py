@@ -12,6 +12,7 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from sftpmirror.cli import main
+from sftpmirror.manifest import DEFAULT_NAME as MANIFEST
 from tests.conftest import Target
 
 
@@ -93,7 +94,10 @@ def snapshot(root: Path, *, with_dir_mtime: bool = False) -> dict[str, Node]:
 
 
 def assert_same_tree(local: Path, remote: Path) -> None:
+    """Byte for byte, mode for mode, mtime for mtime; the manifest is not part of the site."""
     a, b = snapshot(local), snapshot(remote)
+    a.pop(MANIFEST, None)
+    b.pop(MANIFEST, None)
     assert sorted(a) == sorted(b), (
         f"paths differ: only local {set(a) - set(b)}, only remote {set(b) - set(a)}"
     )

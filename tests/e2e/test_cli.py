@@ -29,7 +29,7 @@ def test_push_change_delete_round_trip(target: Target, tmp_path: Path) -> None:
     shutil.rmtree(site / "posts" / "hello-world")
     result = run_cli("push", "-v", str(site), target.url(), target=target)
     assert result.exit_code == 0, result.output
-    assert "replace  css/main.css  (modification time changed)" in result.output
+    assert "replace  css/main.css  (content changed (same size))" in result.output
     assert "copy     posts/new/index.html  (new file)" in result.output
     assert (target.disk / "css" / "main.css").read_bytes() == b"body { color: white }\n"
     assert (target.disk / "404.html").exists()

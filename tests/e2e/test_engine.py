@@ -95,7 +95,10 @@ def test_uploads_are_concurrent_and_atomic(tmp_path: Path, state_dir: Path) -> N
         assert_same_tree(site, target.disk)
     assert Recorder.open_max > 1, "files were uploaded one at a time"
     assert Recorder.open_max <= 8, "more files in flight than --jobs"
-    # Every write went to a hidden temporary name, then was renamed over the final name.
+    # Every write went to a hidden temporary name, then was renamed over the final name;
+    # the manifest last of all.
+    assert Recorder.renamed[-1][1] == "public_html/.sftpmirror-manifest.json.gz"
+    del Recorder.renamed[-1], Recorder.opened[-1]
     assert len(Recorder.opened) == 40
     for path in Recorder.opened:
         assert re.fullmatch(r"public_html/\.sftpmirror\.[0-9a-f]{8}\.page\d\d\.html\.part", path)

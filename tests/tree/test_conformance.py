@@ -9,6 +9,7 @@ root) and drives the tree through its protocol only. At the end: the source side
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import posixpath
 import random
@@ -707,7 +708,7 @@ def test_copy_file_round_trip(tree_env: TreeEnv, tmp_path: Path) -> None:
     entry = Entry("assets/blob.bin", Kind.FILE, size=len(data), mtime=T0 + 1, mode=0o640)
     tree_env.mkdir("assets")
 
-    async def body() -> tuple[int, int]:
+    async def body() -> tuple[tuple[int, str], tuple[int, str]]:
         src = LocalTree(source, follow_symlinks=True)
         home = LocalTree(back, follow_symlinks=False)
         async with tree_env.tree() as dst:
@@ -717,7 +718,7 @@ def test_copy_file_round_trip(tree_env: TreeEnv, tmp_path: Path) -> None:
         return up, down
 
     up, down = asyncio.run(body())
-    assert up == down == len(data)
+    assert up == down == (len(data), hashlib.sha256(data).hexdigest())
     assert tree_env.read("assets/blob.bin") == data
     assert tree_env.mode("assets/blob.bin") == 0o640
     assert int(tree_env.lstat("assets/blob.bin").st_mtime) == T0 + 1
