@@ -30,7 +30,9 @@ def check_deletes(plan: Plan, src: Listing, dst: Listing, limits: DeleteLimits) 
     if not doomed:
         return
     existing = sum(1 for e in dst.entries.values() if e.kind is not Kind.DIR)
-    if not src.entries and not limits.allow_empty_source:
+    if not src.entries:
+        if limits.allow_empty_source:
+            return
         raise SafetyError(
             f"refusing to delete all {len(doomed)} file(s) of the destination: the source is "
             "empty (a failed build?)",

@@ -20,7 +20,7 @@ from pathlib import Path
 from .errors import UsageError
 from .manifest import sha256_file
 from .model import Entry, Kind, Listing
-from .tree import Excludes, FileReader, FileWriter, temp_name
+from .tree import Excludes, FileReader, FileWriter, is_temp, temp_name
 
 HASH_THREADS = min(8, (os.cpu_count() or 1) * 2)
 
@@ -100,6 +100,9 @@ class LocalTree:
                 continue
             for item in items:
                 rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
+                if is_temp(item.name):
+                    listing.stale.append(Entry(rel, Kind.FILE))
+                    continue
                 entry = self._entry(item, rel, real_root, ancestors, listing)
                 if entry is None:
                     continue

@@ -55,12 +55,14 @@ class Listing:
     warnings: list[str] = field(default_factory=list)
     root_exists: bool = True
     hashes_known: bool = False
+    stale: list[Entry] = field(default_factory=list)  # our temporaries left by a crashed run
 
     def add(self, entry: Entry) -> None:
         self.entries[entry.path] = entry
 
 
 class Op(StrEnum):
+    SWEEP = "sweep"  # remove an upload temporary an interrupted run left behind
     CLEAR = "clear"  # remove what stands where the source has another kind of thing
     MKDIR = "mkdir"
     COPY = "copy"  # a file the destination lacks

@@ -111,7 +111,10 @@ def plan(src: Listing, dst: Listing, options: PlanOptions = PlanOptions()) -> Pl
 
     pages = [a for a in copy if a.path.lower().endswith(options.page_suffixes)]
     assets = [a for a in copy if not a.path.lower().endswith(options.page_suffixes)]
+    warnings += _case_collisions(src)
+    sweep = [Action(Op.SWEEP, e, "temporary file of an interrupted run") for e in dst.stale]
     phases = (
+        Phase("sweep", _one_step(sorted(sweep, key=lambda a: a.path))),
         Phase("clear", _by_depth(clear, deepest_first=True)),
         Phase("mkdir", _by_depth(mkdir, deepest_first=False)),
         Phase("assets", _one_step(assets)),
@@ -121,6 +124,20 @@ def plan(src: Listing, dst: Listing, options: PlanOptions = PlanOptions()) -> Pl
         Phase("rmdir", _by_depth(rmdir, deepest_first=True), destructive=True),
     )
     return Plan(tuple(p for p in phases if p.steps), tuple(warnings), tuple(conflicts))
+
+
+def _case_collisions(listing: Listing) -> list[str]:
+    """Paths that differ only in case: one server filesystem (case-insensitive) holds one."""
+    seen: dict[str, str] = {}
+    found = []
+    for path in sorted(listing.entries):
+        other = seen.setdefault(path.casefold(), path)
+        if other != path:
+            found.append(
+                f"{other} and {path} differ only in case: on a case-insensitive server one "
+                "would overwrite the other"
+            )
+    return found
 
 
 def _perms(entry: Entry) -> int:

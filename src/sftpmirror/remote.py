@@ -20,7 +20,7 @@ from .concurrency import run_pool, task_group
 from .errors import RemoteError
 from .manifest import HASH_CHUNK
 from .model import Entry, Kind, Listing
-from .tree import Excludes, FileReader, FileWriter, temp_name
+from .tree import Excludes, FileReader, FileWriter, is_temp, temp_name
 
 SCAN_CONCURRENCY = 32
 
@@ -110,6 +110,10 @@ class RemoteTree:
                 seen: set[str] = set()
                 for name in names:
                     if name.filename in (".", ".."):
+                        continue
+                    if isinstance(name.filename, str) and is_temp(name.filename):
+                        path = f"{rel_dir}/{name.filename}" if rel_dir else name.filename
+                        listing.stale.append(Entry(path, Kind.FILE))
                         continue
                     child = self._entry(rel_dir, name, seen, listing)
                     if child is None:
@@ -201,9 +205,25 @@ class RemoteTree:
             await f.setstat(attrs)
             await f.close()
             await self._rename(tmp, final)
-        except BaseException:
+        except BaseException as exc:
             await asyncio.shield(self._discard(f, tmp))
+            if isinstance(exc, asyncssh.SFTPFailure | asyncssh.SFTPNoSpaceOnFilesystem):
+                free = await self._free_space(directory)
+                if free is not None and free < max(entry.size, 1):
+                    raise RemoteError(
+                        f"remote filesystem full: {free} bytes free in {directory or '.'}, "
+                        f"{entry.path} needs {entry.size}",
+                        hint="free space on the server, or ask for a larger quota",
+                    ) from None
             raise
+
+    async def _free_space(self, directory: str) -> int | None:
+        """Bytes available to us in ``directory`` (statvfs@openssh.com), None if unknown."""
+        try:
+            vfs = await self.sftp.statvfs(directory or ".")
+        except (asyncssh.SFTPError, asyncssh.Error):
+            return None
+        return vfs.bavail * vfs.frsize
 
     async def _discard(self, f: asyncssh.SFTPClientFile, tmp: str) -> None:
         try:

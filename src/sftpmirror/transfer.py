@@ -54,7 +54,7 @@ async def _apply(action: Action, src: Tree, dst: Tree, perms: bool) -> tuple[int
             await dst.rmdir(entry)
         case Op.RMDIR:
             await dst.rmdir(entry)
-        case Op.CLEAR | Op.DELETE:
+        case Op.CLEAR | Op.DELETE | Op.SWEEP:
             await dst.remove(entry)
     return 0, None
 

@@ -9,6 +9,7 @@ the old file or the new one, never a part of either.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
@@ -20,6 +21,12 @@ from .model import Entry, Listing
 
 TEMP_PREFIX = ".sftpmirror."
 TEMP_SUFFIX = ".part"
+_TEMP = re.compile(r"^\.sftpmirror\.[0-9a-f]{8}\..+\.part$", re.DOTALL)
+
+
+def is_temp(name: str) -> bool:
+    """Is this one of our upload temporaries (``.sftpmirror.<8 hex>.<name>.part``)?"""
+    return bool(_TEMP.match(name))
 
 
 class FileReader(Protocol):

@@ -1,0 +1,89 @@
+"""Fault injection for tests: a TCP proxy that cuts the connection; a hostile SFTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+import threading
+from collections.abc import AsyncIterator
+from typing import ClassVar
+
+import asyncssh
+
+
+class CuttingProxy:
+    """Forward 127.0.0.1:port → 127.0.0.1:target; after ``limit`` bytes from the client, close
+    both sides (a dropped line, mid-deploy). Runs its own loop in a daemon thread."""
+
+    def __init__(self, target_port: int, limit: int) -> None:
+        self.target_port = target_port
+        self.limit = limit
+        self.sent = 0
+        self.cut = threading.Event()
+        self.port = 0
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        async with server:
+            await self._stop.wait()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, count: bool) -> None:
+            while data := await src.read(65536):
+                if count:
+                    self.sent += len(data)
+                    if self.sent > self.limit:
+                        self.cut.set()
+                        break
+                dst.write(data)
+                await dst.drain()
+
+        try:
+            await asyncio.wait(
+                [
+                    asyncio.ensure_future(pump(reader, up_writer, True)),
+                    asyncio.ensure_future(pump(up_reader, writer, False)),
+                ],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for w in (writer, up_writer):
+                w.transport.abort()
+
+    def __enter__(self) -> CuttingProxy:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+class HostileServer(asyncssh.SFTPServer):
+    """Lists one forged name in every directory, besides the real entries."""
+
+    forged: ClassVar[list[bytes]] = []
+
+    async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
+        async for name in super().scandir(path):
+            yield name
+        attrs = asyncssh.SFTPAttrs(
+            type=asyncssh.FILEXFER_TYPE_REGULAR,
+            permissions=stat.S_IFREG | 0o644,
+            size=5,
+            mtime=1_700_000_000,
+        )
+        for forged in type(self).forged:
+            yield asyncssh.SFTPName(forged, attrs=attrs)
