@@ -93,14 +93,16 @@ async def mirror(
     if options.dry_run:
         return Result(the_plan, Report(dry_run=True))
     store = manifest_store if writes_manifest else None
+    on_server = old  # what the manifest on the server says now
     if store is not None and old is not None and (changing := manifest.touched(the_plan)):
-        await store.save(manifest.without(old, changing))
+        on_server = manifest.without(old, changing)
+        await store.save(on_server)
     report = await execute(
         the_plan, src, dst, jobs=options.jobs, perms=options.perms, reporter=reporter
     )
     if store is not None:
         new = manifest.after_run(src_listing, dst_listing, the_plan, report)
-        if old is None or new.files != old.files:
+        if on_server is None or new.files != on_server.files:
             try:
                 await store.save(new)
             except RemoteError as e:
@@ -165,12 +167,13 @@ def _spec(remote: str | RemoteSpec) -> RemoteSpec:
 async def _over_sftp(
     spec: RemoteSpec,
     connect_options: ConnectOptions | None,
+    reporter: Reporter,
     run: Callable[[RemoteTree], Awaitable[Result]],
 ) -> Result:
     """Connect, open SFTP, run; a connection lost on the way is a ConnectError (exit 3)."""
     async with connect(spec, connect_options or ConnectOptions()) as conn, open_sftp(conn) as sftp:
         try:
-            return await run(RemoteTree(sftp, spec.path, str(spec)))
+            return await run(RemoteTree(sftp, spec.path, str(spec), warn=reporter.warning))
         except CONNECTION_ERRORS as e:
             raise ConnectError(f"connection lost: {e}") from None
 
@@ -187,14 +190,16 @@ async def push(
     if not await asyncio.to_thread(local.is_dir):
         raise UsageError(f"local directory not found: {local}")
     source = LocalTree(local, follow_symlinks=True)
+    reporter = reporter or NullReporter()
     return await _over_sftp(
         _spec(dest),
         connect_options,
+        reporter,
         lambda remote: mirror(
             source,
             remote,
             options,
-            reporter or NullReporter(),
+            reporter,
             manifest_store=_manifest_store(remote, options),
             manifest_side="dst",
         ),
@@ -213,14 +218,16 @@ async def pull(
     if await asyncio.to_thread(lambda: local.exists() and not local.is_dir()):
         raise UsageError(f"not a directory: {local}")
     dest = LocalTree(local, follow_symlinks=False)
+    reporter = reporter or NullReporter()
     return await _over_sftp(
         _spec(source),
         connect_options,
+        reporter,
         lambda remote: mirror(
             remote,
             dest,
             options,
-            reporter or NullReporter(),
+            reporter,
             missing_source=RemoteError,
             manifest_store=_manifest_store(remote, options),
             manifest_side="src",

@@ -175,7 +175,18 @@ async def _sftp_checks(
     path: str,
 ) -> None:
     report.add("sftp", OK, f"SFTP version {sftp.version}")
+    limits = sftp.limits
+    report.add(
+        "limits",
+        INFO,
+        f"max read {limits.max_read_len} B, max write {limits.max_write_len} B, "
+        f"max open handles {limits.max_open_handles or 'unlimited'}",
+    )
+    await _login_directory(report, sftp)
+    renamed = await _destination(report, sftp, path)
     present = _extensions(sftp)
+    if renamed is not None:
+        present["posix_rename"] = renamed  # what the probe saw beats what was advertised
     listed = ", ".join(f"{n.replace('_', '-')}{'' if v else ' (no)'}" for n, v in present.items())
     if present["posix_rename"] is False:
         report.add(
@@ -186,15 +197,6 @@ async def _sftp_checks(
         )
     else:
         report.add("extensions", OK, listed)
-    limits = sftp.limits
-    report.add(
-        "limits",
-        INFO,
-        f"max read {limits.max_read_len} B, max write {limits.max_write_len} B, "
-        f"max open handles {limits.max_open_handles or 'unlimited'}",
-    )
-    await _login_directory(report, sftp)
-    await _destination(report, sftp, path)
 
 
 async def _login_directory(report: DoctorReport, sftp: asyncssh.SFTPClient) -> None:
@@ -213,7 +215,8 @@ async def _login_directory(report: DoctorReport, sftp: asyncssh.SFTPClient) -> N
         )
 
 
-async def _destination(report: DoctorReport, sftp: asyncssh.SFTPClient, path: str) -> None:
+async def _destination(report: DoctorReport, sftp: asyncssh.SFTPClient, path: str) -> bool | None:
+    """The destination checks; returns whether posix-rename worked on the probe (None: unknown)."""
     where = path or "."
     try:
         attrs = await sftp.stat(where)
@@ -225,17 +228,17 @@ async def _destination(report: DoctorReport, sftp: asyncssh.SFTPClient, path: st
             "push creates it (with its parents) when the parent is writable",
         )
         report.skip_rest("no destination directory")
-        return
+        return None
     if not stat.S_ISDIR(attrs.permissions or 0):
         report.add("dest-exists", PROBLEM, f"{where} is not a directory")
         report.skip_rest("destination is not a directory")
-        return
+        return None
     report.add(
         "dest-exists",
         OK,
         f"{where} is a directory (mode {stat.S_IMODE(attrs.permissions or 0):03o})",
     )
-    skew = await _probe(report, sftp, where)
+    skew, renamed = await _probe(report, sftp, where)
     await _free_space(report, sftp, where)
     if skew is None:
         report.add("clock-skew", SKIPPED, "needs the probe file")
@@ -248,10 +251,15 @@ async def _destination(report: DoctorReport, sftp: asyncssh.SFTPClient, path: st
         )
     else:
         report.add("clock-skew", OK, f"{round(skew):+d}s (from the probe file's mtime)")
+    return renamed
 
 
-async def _probe(report: DoctorReport, sftp: asyncssh.SFTPClient, where: str) -> float | None:
-    """Write, rename and remove a probe file; return server time minus local time."""
+async def _probe(
+    report: DoctorReport, sftp: asyncssh.SFTPClient, where: str
+) -> tuple[float | None, bool | None]:
+    """Write, rename and remove a probe file; return the server's time minus ours, and
+    whether posix-rename worked (a server may advertise it and still refuse it: ``-P``)."""
+    renamed: bool | None = None
     tag = secrets.token_hex(4)
     tmp = posixpath.join(where, f".sftpmirror-doctor.{tag}.part")
     final = posixpath.join(where, f".sftpmirror-doctor.{tag}")
@@ -260,7 +268,12 @@ async def _probe(report: DoctorReport, sftp: asyncssh.SFTPClient, where: str) ->
         async with sftp.open(tmp, "xb") as f:
             await f.write(b"sftpmirror doctor probe\n")
         after = time.time()
-        await sftp.posix_rename(tmp, final)
+        try:
+            await sftp.posix_rename(tmp, final)
+            renamed = True
+        except asyncssh.SFTPOpUnsupported:
+            renamed = False
+            await sftp.rename(tmp, final)
         mtime = (await sftp.stat(final)).mtime or 0
     except asyncssh.SFTPError as e:
         report.add(
@@ -270,13 +283,13 @@ async def _probe(report: DoctorReport, sftp: asyncssh.SFTPClient, where: str) ->
             "the account must own the directory (chown it to the account); in a chroot the root "
             "is root-owned, so deploy into a directory inside it, such as public_html",
         )
-        return None
+        return None, renamed
     finally:
         for name in (tmp, final):  # random names: only ever our own probe files
             with suppress(asyncssh.SFTPError):
                 await sftp.remove(name)
     report.add("dest-writable", OK, f"{where}: a probe file was written, renamed and removed")
-    return mtime - (before + after) / 2
+    return mtime - (before + after) / 2, renamed
 
 
 async def _free_space(report: DoctorReport, sftp: asyncssh.SFTPClient, where: str) -> None:

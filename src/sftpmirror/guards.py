@@ -3,7 +3,8 @@
 Real sites have been wiped by a deploy from an empty or half-built directory. So: deleting
 from an empty source is refused unless ``allow_empty_source``; more than ``max_delete`` files
 is refused; and deleting more than ``max_delete_percent`` of a destination of at least
-``MIN_FILES`` files is refused (default 50%). Checked on the plan, so ``--dry-run`` says it too.
+``MIN_FILES`` files is refused (default 50%; not when emptying was allowed explicitly).
+Checked on the plan, so ``--dry-run`` says it too.
 """
 
 from __future__ import annotations
@@ -30,9 +31,8 @@ def check_deletes(plan: Plan, src: Listing, dst: Listing, limits: DeleteLimits) 
     if not doomed:
         return
     existing = sum(1 for e in dst.entries.values() if e.kind is not Kind.DIR)
-    if not src.entries:
-        if limits.allow_empty_source:
-            return
+    emptying = all(e.kind is Kind.DIR for e in src.entries.values())  # no file at all
+    if emptying and not limits.allow_empty_source:
         raise SafetyError(
             f"refusing to delete all {len(doomed)} file(s) of the destination: the source is "
             "empty (a failed build?)",
@@ -44,7 +44,7 @@ def check_deletes(plan: Plan, src: Listing, dst: Listing, limits: DeleteLimits) 
             hint="run with --dry-run to see them; raise --max-delete to allow it",
         )
     percent = 100.0 * len(doomed) / existing if existing else 0.0
-    if existing >= MIN_FILES and percent > limits.max_delete_percent:
+    if existing >= MIN_FILES and percent > limits.max_delete_percent and not emptying:
         raise SafetyError(
             f"refusing to delete {len(doomed)} of the destination's {existing} files "
             f"({percent:.0f}%, more than {limits.max_delete_percent:g}%)",

@@ -20,7 +20,7 @@ from pathlib import Path
 from .errors import UsageError
 from .manifest import sha256_file
 from .model import Entry, Kind, Listing
-from .tree import Excludes, FileReader, FileWriter, is_temp, temp_name
+from .tree import Excludes, FileReader, FileWriter, Names, is_temp, temp_name
 
 HASH_THREADS = min(8, (os.cpu_count() or 1) * 2)
 
@@ -56,6 +56,7 @@ class LocalTree:
         self.root = root
         self.label = str(root)
         self.follow_symlinks = follow_symlinks
+        self.names = Names()
 
     async def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
         """Hash in a thread pool (hashlib releases the GIL), streaming each file."""
@@ -72,7 +73,7 @@ class LocalTree:
             return {p: h for p, h in pool.map(one, paths) if h is not None}
 
     def _full(self, path: str) -> str:
-        return os.path.join(self.root, path) if path else str(self.root)
+        return os.path.join(self.root, self.names.real(path)) if path else str(self.root)
 
     async def scan(self, excludes: Excludes) -> Listing:
         return await asyncio.to_thread(self._scan, excludes)
@@ -99,7 +100,12 @@ class LocalTree:
                 listing.unreadable[rel_dir] = f"cannot list directory: {e.strerror}"
                 continue
             for item in items:
-                rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
+                rel = self.names.child(rel_dir, item.name)
+                if rel in listing.entries or rel in listing.excluded:
+                    listing.warnings.append(
+                        f"{rel}: two names differ only in Unicode form; skipped"
+                    )
+                    continue
                 if is_temp(item.name):
                     listing.stale.append(Entry(rel, Kind.FILE))
                     continue

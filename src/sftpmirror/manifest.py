@@ -16,7 +16,10 @@ import gzip
 import hashlib
 import json
 import os
+import posixpath
+import re
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +33,7 @@ FORMAT = "sftpmirror-manifest"
 VERSION = 1
 DEFAULT_NAME = ".sftpmirror-manifest.json.gz"
 HASH_CHUNK = 1 << 20
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +57,7 @@ class Manifest:
         """Parse; ValueError (with the reason) for anything that is not our manifest."""
         try:
             doc: Any = json.loads(gzip.decompress(data))
-        except (OSError, EOFError, ValueError) as e:
+        except (OSError, EOFError, ValueError, zlib.error) as e:
             raise ValueError(f"not a gzip JSON file ({e})") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise ValueError("not an sftpmirror manifest")
@@ -68,9 +72,9 @@ class Manifest:
                 isinstance(path, str)
                 and isinstance(value, list)
                 and len(value) == 3
-                and all(isinstance(v, int) for v in value[:2])
+                and all(type(v) is int for v in value[:2])
                 and isinstance(value[2], str)
-                and len(value[2]) == 64
+                and _SHA256.fullmatch(value[2])
             ):
                 raise ValueError(f"bad manifest entry for {path!r}")
             files[path] = Record(value[0], value[1], value[2])
@@ -154,9 +158,9 @@ class ManifestStore:
     @property
     def inside(self) -> str | None:
         """The manifest's path inside the mirrored tree, if it is inside (to keep it out)."""
-        parts = self.path.split("/")
-        outside = self.path.startswith("/") or ".." in parts or not self.in_mirrored_tree
-        return None if outside else self.path
+        path = posixpath.normpath(self.path)
+        outside = path.startswith(("/", "../")) or path in ("..", ".")
+        return None if outside or not self.in_mirrored_tree else path
 
     async def load(self) -> tuple[Manifest | None, str | None]:
         """The manifest, or None and a sentence saying why it is not used."""

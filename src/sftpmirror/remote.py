@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import posixpath
 import stat
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import asyncssh
@@ -20,7 +20,7 @@ from .concurrency import run_pool, task_group
 from .errors import RemoteError
 from .manifest import HASH_CHUNK
 from .model import Entry, Kind, Listing
-from .tree import Excludes, FileReader, FileWriter, is_temp, temp_name
+from .tree import Excludes, FileReader, FileWriter, Names, is_temp, temp_name
 
 SCAN_CONCURRENCY = 32
 
@@ -57,12 +57,19 @@ class RemoteTree:
     cheap_hashes = False
 
     def __init__(
-        self, sftp: asyncssh.SFTPClient, root: str, label: str, jobs: int = SCAN_CONCURRENCY
+        self,
+        sftp: asyncssh.SFTPClient,
+        root: str,
+        label: str,
+        jobs: int = SCAN_CONCURRENCY,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.sftp = sftp
         self.root = root
         self.label = label
         self.jobs = jobs
+        self.warn = warn
+        self.names = Names()
         self._posix_rename = True
 
     async def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
@@ -88,7 +95,8 @@ class RemoteTree:
     def _full(self, path: str) -> str:
         if not path:
             return self.root or "."
-        return posixpath.join(self.root, path) if self.root else path
+        real = self.names.real(path)
+        return posixpath.join(self.root, real) if self.root else real
 
     async def scan(self, excludes: Excludes) -> Listing:
         listing = Listing()
@@ -112,7 +120,7 @@ class RemoteTree:
                     if name.filename in (".", ".."):
                         continue
                     if isinstance(name.filename, str) and is_temp(name.filename):
-                        path = f"{rel_dir}/{name.filename}" if rel_dir else name.filename
+                        path = self.names.child(rel_dir, name.filename)
                         listing.stale.append(Entry(path, Kind.FILE))
                         continue
                     child = self._entry(rel_dir, name, seen, listing)
@@ -150,7 +158,10 @@ class RemoteTree:
         if filename in seen:
             raise RemoteError(f"the server listed {filename!r} twice in {self._full(rel_dir)}")
         seen.add(filename)
-        rel = f"{rel_dir}/{filename}" if rel_dir else filename
+        rel = self.names.child(rel_dir, filename)
+        if rel in listing.entries or rel in listing.excluded:
+            listing.warnings.append(f"{rel}: names differ only in Unicode form; skipped")
+            return None
         attrs = name.attrs
         mode = attrs.permissions or 0
         mtime = int(attrs.mtime or 0)
@@ -239,6 +250,11 @@ class RemoteTree:
                 return
             except asyncssh.SFTPOpUnsupported:
                 self._posix_rename = False
+                if self.warn is not None:
+                    self.warn(
+                        "the server refuses posix-rename: a replaced file is removed, then the "
+                        "new one renamed in, so it is missing for a moment"
+                    )
         # No atomic replace on this server: the final name is missing for one round trip.
         try:
             await self.sftp.rename(tmp, final)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import unicodedata
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
@@ -78,6 +79,30 @@ class Excludes:
         if self._spec is None:
             return False
         return bool(self._spec.match_file(path + "/" if is_dir else path))
+
+
+class Names:
+    """A tree's paths are compared in Unicode NFC (macOS writes NFD, Linux keeps bytes); this
+    remembers the name on disk wherever it differs, so I/O uses the real name while a new file
+    gets the NFC one."""
+
+    def __init__(self) -> None:
+        self._real: dict[str, str] = {}
+
+    def child(self, parent: str, name: str) -> str:
+        """The NFC path of ``name`` in ``parent`` (an NFC path); records the real one."""
+        key = unicodedata.normalize("NFC", name)
+        path = f"{parent}/{key}" if parent else key
+        real = f"{self.real(parent)}/{name}" if parent else name
+        if real != path:
+            self._real[path] = real
+        return path
+
+    def real(self, path: str) -> str:
+        if not path or path in self._real:
+            return self._real.get(path, path)
+        parent, _, name = path.rpartition("/")
+        return f"{self.real(parent)}/{name}" if parent else name
 
 
 def temp_name(name: str) -> str:

@@ -19,7 +19,7 @@ from sftpmirror.manifest import DEFAULT_NAME as MANIFEST
 from tests.conftest import Target, embedded_server
 from tests.e2e.helpers import assert_same_tree, make_site, run_cli, snapshot
 from tests.faults import CuttingProxy, HostileServer
-from tests.openssh import SshdInfo
+from tests.openssh import SshdInfo, running_sshd
 
 
 def inodes(root: Path) -> dict[str, int]:
@@ -380,3 +380,42 @@ def test_case_only_collisions_are_reported(embedded: Target, tmp_path: Path) -> 
     result = run_cli("push", str(site), embedded.url(), target=embedded)
     assert result.exit_code == 0, result.output
     assert "About.html and about.html differ only in case" in result.output
+
+
+def test_unicode_names_are_compared_in_nfc(target: Target, tmp_path: Path) -> None:
+    nfc, nfd = "caf\u00e9", "cafe\u0301"  # what Linux keeps / what a Mac may write
+    site = tmp_path / "site"
+    (site / nfd).mkdir(parents=True)
+    (site / nfd / "index.html").write_text("menu v2")
+    (target.disk / nfc).mkdir()
+    (target.disk / nfc / "index.html").write_text("menu v1")
+    os.utime(target.disk / nfc / "index.html", (1_600_000_000, 1_600_000_000))
+    if target.kind == "openssh":
+        subprocess.run(["chown", "-R", f"{target.user}:{target.user}", target.disk], check=True)
+    result = run_cli("push", "-v", "--delete", str(site), target.url(), target=target)
+    assert result.exit_code == 0, result.output
+    assert "delete" not in result.output
+    assert sorted(p.name for p in target.disk.iterdir()) == sorted([nfc, MANIFEST])
+    assert (target.disk / nfc / "index.html").read_text() == "menu v2"
+    # A new file in that directory lands beside the old one, under the real directory name.
+    (site / nfd / "wine.html").write_text("list")
+    assert run_cli("push", str(site), target.url(), target=target).exit_code == 0
+    assert (target.disk / nfc / "wine.html").read_text() == "list"
+
+
+def test_server_without_posix_rename(tmp_path: Path) -> None:
+    with running_sshd(tmp_path / "sshd", sftp_flags="-P posix-rename") as info:
+        target = Target.of(info)
+        site = hugo_site(tmp_path / "site", posts=3)
+        assert run_cli("push", str(site), target.url(), target=target).exit_code == 0
+        page = site / "posts" / "001" / "index.html"
+        page.write_text("<h1>replaced without posix-rename</h1>\n")
+        result = run_cli("push", "-v", str(site), target.url(), target=target)
+        assert result.exit_code == 0, result.output
+        assert "the server refuses posix-rename" in result.output
+        assert_same_tree(site, target.disk)
+        assert not list(target.disk.rglob(".sftpmirror.*"))
+        doctor = run_cli("doctor", target.url(), target=target)
+    assert doctor.exit_code == 1, doctor.output
+    assert "posix-rename (no)" in doctor.output
+    assert "remove '-P posix-rename'" in doctor.output

@@ -46,6 +46,12 @@ ALLOWED = [
         id="empty-source-allowed",
     ),
     pytest.param(
+        listing(),
+        listing(*files(20)),
+        DeleteLimits(allow_empty_source=True),
+        id="empty-source-allowed-beats-percent-rule",
+    ),
+    pytest.param(
         listing(f("keep")),
         listing(f("keep"), *files(2)),
         DeleteLimits(max_delete=2),
@@ -161,7 +167,7 @@ REFUSED = [
         id="fractional-percent",
     ),
     pytest.param(
-        listing(d("x")),
+        listing(d("x"), f("x/a")),
         listing(f("x"), f("y")),
         DeleteLimits(max_delete=1),
         ("2 file(s)", "--max-delete 1"),
@@ -216,3 +222,10 @@ def test_the_limits_are_independent() -> None:
         check(src, dst, DeleteLimits(max_delete=None))
     with pytest.raises(SafetyError, match="--max-delete 5"):
         check(src, dst, DeleteLimits(max_delete=5, max_delete_percent=100))
+
+
+def test_a_source_of_empty_directories_counts_as_empty() -> None:
+    src = listing(d("posts"), d("posts/2024"))
+    dst = listing(d("posts"), f("index.html"), f("posts/a.html"))
+    with pytest.raises(SafetyError, match="source is empty"):
+        check_deletes(plan(src, dst, PlanOptions(delete=True)), src, dst, DeleteLimits())
