@@ -19,7 +19,7 @@ from .local import LocalTree
 from .manifest import DEFAULT_NAME as DEFAULT_MANIFEST
 from .manifest import Manifest, ManifestStore
 from .model import Kind, Listing, Plan, Report
-from .plan import PlanOptions, plan
+from .plan import PAGE_SUFFIXES, PlanOptions, plan
 from .progress import NullReporter, Reporter
 from .remote import CONNECTION_ERRORS, RemoteTree
 from .ssh import connect, open_sftp
@@ -41,6 +41,7 @@ class MirrorOptions:
     local_manifest: Path | None = None  # keep the manifest on this machine instead
     verify: bool = False  # download and hash remote files the manifest cannot vouch for
     limits: DeleteLimits = field(default_factory=DeleteLimits)
+    page_suffixes: tuple[str, ...] = PAGE_SUFFIXES  # uploaded after every other file
 
 
 DEFAULTS = MirrorOptions()
@@ -85,7 +86,10 @@ async def mirror(
     await fill_hashes(
         src, src_listing, dst, dst_listing, all_source=writes_manifest, verify=options.verify
     )
-    the_plan = plan(src_listing, dst_listing, PlanOptions(options.delete, options.perms))
+    plan_options = PlanOptions(
+        delete=options.delete, perms=options.perms, page_suffixes=options.page_suffixes
+    )
+    the_plan = plan(src_listing, dst_listing, plan_options)
     for warning in the_plan.warnings:
         reporter.warning(warning)
     if options.delete:

@@ -32,7 +32,7 @@ from .errors import ExitStatus, SftpMirrorError
 from .guards import DeleteLimits
 from .manifest import DEFAULT_NAME as DEFAULT_MANIFEST
 from .model import Op
-from .plan import describe
+from .plan import PAGE_SUFFIXES, describe
 from .progress import Reporter, TextReporter
 from .server import DEFAULT_USER, ServerConfig, generate_password, serve
 from .url import parse_remote
@@ -111,6 +111,13 @@ def mirror_options(func: F) -> F:
             "--verify",
             is_flag=True,
             help="Download and hash remote files the manifest cannot vouch for.",
+        ),
+        click.option(
+            "--pages-last",
+            default=",".join(PAGE_SUFFIXES),
+            show_default=True,
+            metavar="SUFFIXES",
+            help="Files with these endings go up after all others (comma-separated).",
         ),
         click.option(
             "--allow-empty-source",
@@ -244,6 +251,7 @@ def _mirror_options(kw: dict[str, Any]) -> MirrorOptions:
         manifest=None if kw["no_manifest"] else kw["manifest"],
         local_manifest=kw["local_manifest"],
         verify=kw["verify"],
+        page_suffixes=tuple(x.strip().lower() for x in kw["pages_last"].split(",") if x.strip()),
         limits=DeleteLimits(
             allow_empty_source=kw["allow_empty_source"],
             max_delete=kw["max_delete"],

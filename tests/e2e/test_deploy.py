@@ -58,20 +58,26 @@ def test_hugo_rebuild_uploads_only_changed_content(target: Target, tmp_path: Pat
     assert run_cli("push", str(site), target.url(), target=target).exit_code == 0
     assert (target.disk / MANIFEST).exists()
     before = inodes(target.disk)
-    # A rebuild: every mtime moves; 2 of ~130 files change, one of them at the same size.
+    hidden = site / "posts" / "013" / "index.html"
+    deployed = hidden.stat()
+    # A rebuild: every mtime moves; 3 of 133 files change (2%), two of them at the same size.
     touch_all(site, 3600)
     same_size = site / "posts" / "007" / "index.html"
     same_size.write_text(same_size.read_text().replace("Post 7", "Post 8"))
     (site / "posts" / "042" / "index.html").write_text("<h1>Post 42, rewritten</h1>\n")
     touch_all(site, 7200)
+    # An edit that keeps both the size and the deployed mtime: only a content hash sees it.
+    hidden.write_text(hidden.read_text().replace("Post 13", "Post 31"))
+    os.utime(hidden, (deployed.st_atime, deployed.st_mtime))
     result = run_cli("push", "-v", str(site), target.url(), target=target)
     assert result.exit_code == 0, result.output
     assert "replace  posts/007/index.html  (content changed (same size))" in result.output
     assert "replace  posts/042/index.html  (size changed" in result.output
-    assert "done: 2 replace;" in result.output
+    assert "replace  posts/013/index.html  (content changed (same size))" in result.output
+    assert "done: 3 replace;" in result.output
     after = inodes(target.disk)
     changed = {p for p in before if before[p] != after[p]}
-    assert changed == {"posts/007/index.html", "posts/042/index.html"}
+    assert changed == {"posts/007/index.html", "posts/013/index.html", "posts/042/index.html"}
     assert (target.disk / "posts/007/index.html").read_bytes() == same_size.read_bytes()
     # And once more: nothing at all.
     result = run_cli("push", "-v", str(site), target.url(), target=target)
@@ -419,3 +425,12 @@ def test_server_without_posix_rename(tmp_path: Path) -> None:
     assert doctor.exit_code == 1, doctor.output
     assert "posix-rename (no)" in doctor.output
     assert "remove '-P posix-rename'" in doctor.output
+
+
+def test_pages_last_is_configurable(embedded: Target, tmp_path: Path) -> None:
+    site = hugo_site(tmp_path / "site", posts=2)
+    default = run_cli("push", "-n", str(site), embedded.url(), target=embedded).output
+    assert default.index("copy     css/main.css") < default.index("copy     index.html")
+    args = ("push", "-n", "--pages-last", ".css", str(site), embedded.url())
+    swapped = run_cli(*args, target=embedded).output
+    assert swapped.index("copy     index.html") < swapped.index("copy     css/main.css")
