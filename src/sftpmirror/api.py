@@ -69,22 +69,18 @@ async def mirror(
     remote files by content, and — when the remote side is the destination — rewritten after
     the run (first without the records of the files about to change, then complete).
     """
-    reserved = {manifest_store.inside} if manifest_store and manifest_store.inside else set()
-    excludes = Excludes(options.excludes, frozenset(p for p in reserved if p))
+    inside = manifest_store.inside if manifest_store else None
+    excludes = Excludes(options.excludes, frozenset({inside}) if inside else frozenset())
     src_listing, dst_listing = await asyncio.gather(src.scan(excludes), dst.scan(excludes))
     if not src_listing.root_exists:
         raise missing_source(f"source directory not found: {src.label}")
+    store = manifest_store if manifest_side == "dst" else None  # the one this run rewrites
     old: Manifest | None = None
-    writes_manifest = manifest_store is not None and manifest_side == "dst"
     if manifest_store is not None:
-        old, why = await manifest_store.load()
         remote_listing = dst_listing if manifest_side == "dst" else src_listing
-        if old is not None:
-            manifest.apply(remote_listing, old)
-        elif why and remote_listing.root_exists:
-            reporter.warning(why)
+        old = await _load_manifest(manifest_store, remote_listing, reporter)
     await fill_hashes(
-        src, src_listing, dst, dst_listing, all_source=writes_manifest, verify=options.verify
+        src, src_listing, dst, dst_listing, all_source=store is not None, verify=options.verify
     )
     plan_options = PlanOptions(
         delete=options.delete, perms=options.perms, page_suffixes=options.page_suffixes
@@ -96,8 +92,7 @@ async def mirror(
         check_deletes(the_plan, src_listing, dst_listing, options.limits)
     if options.dry_run:
         return Result(the_plan, Report(dry_run=True))
-    store = manifest_store if writes_manifest else None
-    on_server = old  # what the manifest on the server says now
+    on_server = old  # what the manifest on the server says at each moment
     if store is not None and old is not None and (changing := manifest.touched(the_plan)):
         on_server = manifest.without(old, changing)
         await store.save(on_server)
@@ -112,6 +107,18 @@ async def mirror(
             except RemoteError as e:
                 reporter.warning(f"{e}; the next run compares by size and mtime")
     return Result(the_plan, report)
+
+
+async def _load_manifest(
+    store: ManifestStore, remote_listing: Listing, reporter: Reporter
+) -> Manifest | None:
+    """Read the manifest and vouch with it for the remote listing's unchanged files."""
+    old, why = await store.load()
+    if old is not None:
+        manifest.apply(remote_listing, old)
+    elif why and remote_listing.root_exists:
+        reporter.warning(why)
+    return old
 
 
 async def fill_hashes(
