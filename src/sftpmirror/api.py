@@ -27,7 +27,7 @@ from .transfer import execute
 from .tree import Excludes, Tree
 from .url import RemoteSpec, parse_remote
 
-DEFAULT_JOBS = 16
+DEFAULT_JOBS = 64
 
 
 @dataclass(frozen=True, slots=True)

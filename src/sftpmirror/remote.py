@@ -22,7 +22,7 @@ from .manifest import HASH_CHUNK
 from .model import Entry, Kind, Listing
 from .tree import Excludes, FileReader, FileWriter, Names, is_temp, temp_name
 
-SCAN_CONCURRENCY = 32
+SCAN_CONCURRENCY = 128
 
 # Errors that mean the session is gone: they abort a run instead of failing one file.
 CONNECTION_ERRORS = (
@@ -180,8 +180,20 @@ class RemoteTree:
             await self.sftp.makedirs(path, exist_ok=True)
             return
         mode = entry.mode & 0o777 if perms else None
-        await self.sftp.mkdir(path, asyncssh.SFTPAttrs(permissions=mode))
-        if mode is not None:  # mkdir's mode passes through the server's umask; chmod does not
+        if mode is None:
+            await self.sftp.mkdir(path)
+            return
+        # mkdir's mode passes through the server's umask, chmod's does not. Both are sent at
+        # once (one round trip): servers answer a session's requests in order. One that does
+        # not may fail the chmod, which is then retried.
+        made, chmodded = await asyncio.gather(
+            self.sftp.mkdir(path, asyncssh.SFTPAttrs(permissions=mode)),
+            self.sftp.chmod(path, mode),
+            return_exceptions=True,
+        )
+        if isinstance(made, BaseException):
+            raise made
+        if isinstance(chmodded, BaseException):
             await self.sftp.chmod(path, mode)
 
     async def set_attrs(self, entry: Entry, *, perms: bool) -> None:
@@ -213,8 +225,9 @@ class RemoteTree:
             yield f
             attrs = asyncssh.SFTPAttrs(atime=entry.mtime, mtime=entry.mtime)
             attrs.permissions = entry.mode & 0o777 if perms else 0o644
-            await f.setstat(attrs)
-            await f.close()
+            # Attributes and close in one round trip (answered in order, after the writes);
+            # the rename waits for both, so a failure never puts the file in place.
+            await asyncio.gather(f.setstat(attrs), f.close())
             await self._rename(tmp, final)
         except BaseException as exc:
             await asyncio.shield(self._discard(f, tmp))

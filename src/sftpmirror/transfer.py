@@ -9,6 +9,7 @@ back. A lost connection is not a per-file failure: it aborts the run with ``Conn
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 
 import asyncssh
@@ -19,6 +20,8 @@ from .model import Action, Failure, Kind, Op, Plan, Report
 from .progress import Reporter
 from .remote import CONNECTION_ERRORS, describe_sftp_error
 from .tree import Tree
+
+log = logging.getLogger("sftpmirror.transfer")
 
 CHUNK = 1 << 20  # bytes read from the source per request; asyncssh splits writes into blocks
 
@@ -119,7 +122,12 @@ async def execute(
             run.report.not_run += held
             reporter.warning(f"not running {held} {phase.name} action(s): there were errors")
             continue
+        began = time.monotonic()
         for step in phase.steps:
             await run_pool(step, run.apply, min(run.jobs, len(step)))
+        log.debug(
+            "phase %s: %d action(s) in %d step(s), %.2fs",
+            phase.name, len(phase.actions()), len(phase.steps), time.monotonic() - began,
+        )  # fmt: skip
     run.report.elapsed = time.monotonic() - started
     return run.report
