@@ -132,9 +132,11 @@ async def fill_hashes(
 ) -> None:
     """Hash what the comparison (and the manifest) needs, where hashing is cheap or asked for.
 
-    A local side hashes its files whose counterpart has the same size and a known hash (all
-    its source files when a manifest is to be written); a remote side hashes (downloads) only
-    with ``verify``, the same-size files the manifest does not vouch for.
+    Only files with a same-size counterpart are ever hashed beforehand: any other file is
+    copied, and its hash is taken from the bytes sent. A local side hashes those whose
+    counterpart's hash is known (all of them when ``all_source`` — a manifest will be written
+    and must vouch for files that stay); a remote side hashes (downloads) them only with
+    ``verify``, where the manifest does not vouch for them.
     """
     same_size = [
         path
@@ -149,11 +151,7 @@ async def fill_hashes(
         (dst, dst_listing, src_listing, False),
     ):
         if tree.cheap_hashes:
-            wanted = (
-                [p for p, e in mine.entries.items() if e.kind is Kind.FILE]
-                if everything
-                else [p for p in same_size if other.entries[p].sha256 or verify]
-            )
+            wanted = [p for p in same_size if everything or verify or other.entries[p].sha256]
         elif verify:
             wanted = same_size
         else:

@@ -940,12 +940,12 @@ def real(files: dict[str, bytes], paths: set[str]) -> dict[str, str]:
 # Each case: all_source, verify, preset, source paths hashed, destination paths hashed
 # (the preset hash, when there is one, is kept on the destination as it was).
 FILL = [
-    pytest.param(True, False, False, set(SRC_FILES), SAME_SIZE, id="all-source"),
-    pytest.param(True, False, True, set(SRC_FILES), SAME_SIZE, id="all-source-preset"),
+    pytest.param(True, False, False, SAME_SIZE, SAME_SIZE, id="all-source"),
+    pytest.param(True, False, True, SAME_SIZE, SAME_SIZE, id="all-source-preset"),
     pytest.param(False, False, False, set(), set(), id="nothing-known-nothing-hashed"),
     pytest.param(False, False, True, {"same.txt"}, {"same.txt"}, id="only-where-other-known"),
     pytest.param(False, True, False, SAME_SIZE, SAME_SIZE, id="verify-same-size"),
-    pytest.param(True, True, True, set(SRC_FILES), SAME_SIZE, id="all-source-verify-preset"),
+    pytest.param(True, True, True, SAME_SIZE, SAME_SIZE, id="all-source-verify-preset"),
 ]
 
 
@@ -967,8 +967,8 @@ def test_fill_hashes(
         expected_dst["same.txt"] = PRESET
         assert "same.txt" not in dst.asked  # a known hash is never recomputed
     assert hashes_of(dst_listing) == expected_dst
-    # sizes differ: hashed only as part of "every source file", never on the destination
-    assert ("bigger.txt" in src_hashed) is all_source
+    # sizes differ: never hashed beforehand (it will be copied; the copy hashes what it sends)
+    assert src_listing.entries["bigger.txt"].sha256 is None
     assert dst_listing.entries["bigger.txt"].sha256 is None
     assert "bigger.txt" not in dst.asked
     assert src_listing.entries["sub"].sha256 is None  # directories never
@@ -989,7 +989,7 @@ def test_fill_hashes_remote_side(tmp_path: Path, verify: bool, asked: list[str])
         tmp_path, all_source=True, verify=verify, preset=True, dst_cheap=False
     )
     assert sorted(dst.asked) == asked
-    assert sorted(src.asked) == sorted(SRC_FILES)
+    assert sorted(src.asked) == sorted(SAME_SIZE)
     assert hashes_of(dst_listing) == {"same.txt": PRESET, **real(DST_FILES, set(asked))}
 
 
