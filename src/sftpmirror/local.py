@@ -23,6 +23,7 @@ from .model import Entry, Kind, Listing
 from .tree import Excludes, FileReader, FileWriter, Names, is_temp, temp_name
 
 HASH_THREADS = min(8, (os.cpu_count() or 1) * 2)
+HASH_BATCH = 1024
 
 
 class _Reader:
@@ -69,8 +70,12 @@ class LocalTree:
             except OSError:
                 return path, None
 
+        hashes: dict[str, str] = {}
         with ThreadPoolExecutor(max_workers=HASH_THREADS) as pool:
-            return {p: h for p, h in pool.map(one, paths) if h is not None}
+            for start in range(0, len(paths), HASH_BATCH):  # map() would queue every path at once
+                batch = paths[start : start + HASH_BATCH]
+                hashes.update((p, h) for p, h in pool.map(one, batch) if h is not None)
+        return hashes
 
     def _full(self, path: str) -> str:
         return os.path.join(self.root, self.names.real(path)) if path else str(self.root)
