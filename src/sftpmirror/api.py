@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,8 @@ from .tree import Excludes, Tree
 from .url import RemoteSpec, parse_remote
 
 DEFAULT_JOBS = 64
+
+log = logging.getLogger("sftpmirror.api")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +75,12 @@ async def mirror(
     """
     inside = manifest_store.inside if manifest_store else None
     excludes = Excludes(options.excludes, frozenset({inside}) if inside else frozenset())
+    began = time.monotonic()
     src_listing, dst_listing = await asyncio.gather(src.scan(excludes), dst.scan(excludes))
+    log.debug(
+        "scanned %d + %d entries in %.2fs",
+        len(src_listing.entries), len(dst_listing.entries), time.monotonic() - began,
+    )  # fmt: skip
     if not src_listing.root_exists:
         raise missing_source(f"source directory not found: {src.label}")
     store = manifest_store if manifest_side == "dst" else None  # the one this run rewrites
@@ -79,9 +88,11 @@ async def mirror(
     if manifest_store is not None:
         remote_listing = dst_listing if manifest_side == "dst" else src_listing
         old = await _load_manifest(manifest_store, remote_listing, reporter)
+    began = time.monotonic()
     await fill_hashes(
         src, src_listing, dst, dst_listing, all_source=store is not None, verify=options.verify
     )
+    log.debug("manifest and hashes in %.2fs", time.monotonic() - began)
     plan_options = PlanOptions(
         delete=options.delete, perms=options.perms, page_suffixes=options.page_suffixes
     )
