@@ -28,14 +28,14 @@ from .auth import (
 )
 from .doctor import doctor as run_doctor
 from .doctor import render
-from .errors import ExitStatus, SftpMirrorError
+from .errors import ExitStatus, SftpMirrorError, UsageError
 from .guards import DeleteLimits
 from .manifest import DEFAULT_NAME as DEFAULT_MANIFEST
 from .model import Op
 from .plan import PAGE_SUFFIXES, describe
 from .progress import Reporter, TextReporter
 from .server import DEFAULT_USER, ServerConfig, generate_password, serve
-from .url import parse_remote
+from .url import is_remote, parse_remote
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -331,6 +331,8 @@ def push(local_dir: Path, dest: str, **kw: Any) -> None:
     alias from ~/.ssh/config. The path is relative to the login directory
     unless it starts with // (URL) or / (scp style).
     """
+    if not is_remote(dest) and is_remote(str(local_dir)):
+        sys.exit(_die(UsageError("DEST is not remote but LOCAL_DIR is: did you mean pull?"), False))
     _mirror_command(lambda mo, co, rep: api.push(local_dir, dest, mo, co, rep), kw)
 
 
@@ -340,6 +342,10 @@ def push(local_dir: Path, dest: str, **kw: Any) -> None:
 @mirror_options
 def pull(source: str, local_dir: Path, **kw: Any) -> None:
     """Mirror the remote directory SOURCE into LOCAL_DIR (like lftp "mirror")."""
+    if not is_remote(source) and is_remote(str(local_dir)):
+        sys.exit(
+            _die(UsageError("SOURCE is not remote but LOCAL_DIR is: did you mean push?"), False)
+        )
     _mirror_command(lambda mo, co, rep: api.pull(source, local_dir, mo, co, rep), kw)
 
 

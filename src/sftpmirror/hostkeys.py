@@ -34,7 +34,6 @@ class HostKeyCheck:
         self.port: int | None = None
         self.known: list[asyncssh.SSHKey] = []
         self.offered: asyncssh.SSHKey | None = None
-        self.added = False
 
     def match(self, host: str, addr: str, port: int | None) -> Any:
         self.host, self.port = host, port
@@ -64,7 +63,6 @@ class HostKeyCheck:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "a", encoding="ascii") as f:
             f.write(line)
-        self.added = True
         return True
 
     def error(self) -> HostKeyError:

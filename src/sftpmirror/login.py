@@ -62,7 +62,6 @@ class LoginTrace:
     keys_left_out: int = 0
     attempts: list[Attempt] = field(default_factory=list)
     succeeded: bool = False
-    password_available: bool = False
     identities_named: bool = False
 
     def add(self, method: str, detail: str = "") -> None:

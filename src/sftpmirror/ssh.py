@@ -115,7 +115,6 @@ async def connect(
         keys = keys[: options.max_keys]
     prompt = f"{user}@{host}'s password: " if options.prompt_password else None
     password = PasswordSource(options.password, prompt)
-    trace.password_available = password.available
     log.debug("login to %s as %s; methods %s; %d key(s)", where, user, trace.methods, len(keys))
     try:
         conn = await asyncssh.connect(

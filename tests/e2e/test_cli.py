@@ -216,3 +216,12 @@ def test_symlinks_in_source(target: Target, tmp_path: Path) -> None:
     assert not (target.disk / "leak.txt").exists()
     assert "leak.txt: symbolic link points outside the tree, skipped" in result.output
     assert not (target.disk / "loop").exists()
+
+
+def test_swapped_arguments_suggest_the_other_command(tmp_path: Path) -> None:
+    result = run_cli("push", "sftp://u@127.0.0.1/x", str(tmp_path), password="x")
+    assert result.exit_code == 2
+    assert "did you mean pull?" in result.output
+    result = run_cli("pull", str(tmp_path), "u@127.0.0.1:x", password="x")
+    assert result.exit_code == 2
+    assert "did you mean push?" in result.output
