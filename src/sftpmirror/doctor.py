@@ -25,7 +25,7 @@ from .auth import KBDINT, PASSWORD, PUBLICKEY, ConnectOptions
 from .diagnose import connect_failure
 from .errors import HostKeyError, SftpMirrorError
 from .login import LoginTrace
-from .remote import describe_sftp_error
+from .remote import describe_sftp_error, free_space
 from .ssh import allowed_methods, connect, open_sftp, resolve
 from .url import RemoteSpec
 
@@ -293,12 +293,10 @@ async def _probe(
 
 
 async def _free_space(report: DoctorReport, sftp: asyncssh.SFTPClient, where: str) -> None:
-    try:
-        vfs = await sftp.statvfs(where)
-    except asyncssh.SFTPError:
+    free = await free_space(sftp, where)
+    if free is None:
         report.add("free-space", SKIPPED, "the server does not report it (no statvfs)")
         return
-    free = vfs.bavail * vfs.frsize
     detail = f"{free / (1 << 30):.1f} GiB free"
     if free < LOW_SPACE:
         report.add("free-space", WARNING, detail, "free some space, or ask for a larger quota")

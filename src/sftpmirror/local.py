@@ -106,10 +106,7 @@ class LocalTree:
                 continue
             for item in items:
                 rel = self.names.child(rel_dir, item.name)
-                if rel in listing.entries or rel in listing.excluded:
-                    listing.warnings.append(
-                        f"{rel}: two names differ only in Unicode form; skipped"
-                    )
+                if listing.twin(rel):
                     continue
                 if is_temp(item.name):
                     listing.stale.append(Entry(rel, Kind.FILE))

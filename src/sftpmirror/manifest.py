@@ -27,7 +27,7 @@ import asyncssh
 
 from .errors import RemoteError
 from .model import Entry, Kind, Listing, Op, Plan, Report
-from .tree import Tree
+from .tree import Tree, read_chunks
 
 FORMAT = "sftpmirror-manifest"
 VERSION = 1
@@ -166,12 +166,8 @@ class ManifestStore:
         """The manifest, or None and a sentence saying why it is not used."""
         try:
             async with self.tree.open_read(self.path) as reader:
-                data = b""
-                while chunk := await reader.read(HASH_CHUNK, len(data)):
-                    data += chunk
-        except FileNotFoundError:
-            return None, self._fallback("no manifest yet")
-        except asyncssh.SFTPNoSuchFile:
+                data = b"".join([chunk async for chunk in read_chunks(reader, HASH_CHUNK)])
+        except (FileNotFoundError, asyncssh.SFTPNoSuchFile):
             return None, self._fallback("no manifest yet")
         except (OSError, asyncssh.SFTPError) as e:
             return None, self._fallback(f"cannot read the manifest ({e})")

@@ -60,6 +60,14 @@ class Listing:
     def add(self, entry: Entry) -> None:
         self.entries[entry.path] = entry
 
+    def twin(self, path: str) -> bool:
+        """Is ``path`` (NFC) taken already, by a name that differs only in Unicode form?
+        Then the newcomer is skipped, with a warning."""
+        if path in self.entries or path in self.excluded:
+            self.warnings.append(f"{path}: names differ only in Unicode form; skipped")
+            return True
+        return False
+
 
 class Op(StrEnum):
     SWEEP = "sweep"  # remove an upload temporary an interrupted run left behind

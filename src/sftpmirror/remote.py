@@ -20,7 +20,7 @@ from .concurrency import run_pool, task_group
 from .errors import RemoteError
 from .manifest import HASH_CHUNK
 from .model import Entry, Kind, Listing
-from .tree import Excludes, FileReader, FileWriter, Names, is_temp, temp_name
+from .tree import Excludes, FileReader, FileWriter, Names, is_temp, read_chunks, temp_name
 
 SCAN_CONCURRENCY = 128
 
@@ -53,6 +53,15 @@ def _unsafe_name(name: str) -> str | None:
     return None
 
 
+async def free_space(sftp: asyncssh.SFTPClient, directory: str) -> int | None:
+    """Bytes available to us in ``directory`` (statvfs@openssh.com), None if unknown."""
+    try:
+        vfs = await sftp.statvfs(directory or ".")
+    except asyncssh.Error:
+        return None
+    return int(vfs.bavail * vfs.frsize)
+
+
 class RemoteTree:
     cheap_hashes = False
 
@@ -61,13 +70,11 @@ class RemoteTree:
         sftp: asyncssh.SFTPClient,
         root: str,
         label: str,
-        jobs: int = SCAN_CONCURRENCY,
         warn: Callable[[str], None] | None = None,
     ) -> None:
         self.sftp = sftp
         self.root = root
         self.label = label
-        self.jobs = jobs
         self.warn = warn
         self.names = Names()
         self._posix_rename = True
@@ -79,17 +86,14 @@ class RemoteTree:
         async def one(path: str) -> None:
             digest = hashlib.sha256()
             try:
-                async with self.sftp.open(self._full(path), "rb") as f:
-                    offset = 0
-                    while data := await f.read(HASH_CHUNK, offset):
-                        assert isinstance(data, bytes)  # opened in binary mode
+                async with self.open_read(path) as reader:
+                    async for data in read_chunks(reader, HASH_CHUNK):
                         digest.update(data)
-                        offset += len(data)
             except asyncssh.SFTPError:
                 return
             hashes[path] = digest.hexdigest()
 
-        await run_pool(paths, one, self.jobs)
+        await run_pool(paths, one, SCAN_CONCURRENCY)
         return hashes
 
     def _full(self, path: str) -> str:
@@ -159,8 +163,7 @@ class RemoteTree:
             raise RemoteError(f"the server listed {filename!r} twice in {self._full(rel_dir)}")
         seen.add(filename)
         rel = self.names.child(rel_dir, filename)
-        if rel in listing.entries or rel in listing.excluded:
-            listing.warnings.append(f"{rel}: names differ only in Unicode form; skipped")
+        if listing.twin(rel):
             return None
         attrs = name.attrs
         mode = attrs.permissions or 0
@@ -232,7 +235,7 @@ class RemoteTree:
         except BaseException as exc:
             await asyncio.shield(self._discard(f, tmp))
             if isinstance(exc, asyncssh.SFTPFailure | asyncssh.SFTPNoSpaceOnFilesystem):
-                free = await self._free_space(directory)
+                free = await free_space(self.sftp, directory)
                 if free is not None and free < max(entry.size, 1):
                     raise RemoteError(
                         f"remote filesystem full: {free} bytes free in {directory or '.'}, "
@@ -240,14 +243,6 @@ class RemoteTree:
                         hint="free space on the server, or ask for a larger quota",
                     ) from None
             raise
-
-    async def _free_space(self, directory: str) -> int | None:
-        """Bytes available to us in ``directory`` (statvfs@openssh.com), None if unknown."""
-        try:
-            vfs = await self.sftp.statvfs(directory or ".")
-        except (asyncssh.SFTPError, asyncssh.Error):
-            return None
-        return vfs.bavail * vfs.frsize
 
     async def _discard(self, f: asyncssh.SFTPClientFile, tmp: str) -> None:
         try:

@@ -12,7 +12,7 @@ import os
 import re
 import secrets
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -32,6 +32,14 @@ def is_temp(name: str) -> bool:
 
 class FileReader(Protocol):
     async def read(self, size: int, offset: int) -> bytes: ...
+
+
+async def read_chunks(reader: FileReader, size: int) -> AsyncIterator[bytes]:
+    """A file's bytes, ``size`` at a time, from offset 0 to the end."""
+    offset = 0
+    while data := await reader.read(size, offset):
+        offset += len(data)
+        yield data
 
 
 class FileWriter(Protocol):
