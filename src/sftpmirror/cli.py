@@ -38,6 +38,7 @@ from .server import DEFAULT_USER, ServerConfig, generate_password, serve
 from .url import is_remote, parse_remote
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 EPILOG_PUSH = """\b
 Examples:
@@ -58,7 +59,8 @@ def _die(error: SftpMirrorError, debug: bool) -> int:
     return int(error.exit_status)
 
 
-def _run(coro: Coroutine[Any, Any, Result], debug: bool) -> tuple[Result | None, int]:
+def _run(coro: Coroutine[Any, Any, T], debug: bool) -> tuple[T | None, int]:
+    """Run the coroutine; map our errors and Ctrl-C to (None, exit status)."""
     try:
         return asyncio.run(coro), 0
     except SftpMirrorError as e:
@@ -361,12 +363,12 @@ def doctor(dest: str, as_json: bool, **kw: Any) -> None:
     """
     _setup(kw["debug"])
     try:
-        spec = parse_remote(dest)
-        report = asyncio.run(run_doctor(spec, _connect_options(kw)))
+        coro = run_doctor(parse_remote(dest), _connect_options(kw))
     except SftpMirrorError as e:
         sys.exit(_die(e, kw["debug"]))
-    except KeyboardInterrupt:
-        sys.exit(int(ExitStatus.INTERRUPTED))
+    report, status = _run(coro, kw["debug"])
+    if report is None:
+        sys.exit(status)
     click.echo(json.dumps(report.as_json(), indent=2) if as_json else render(report))
     sys.exit(0 if report.ok else int(ExitStatus.FAILED_ITEMS))
 
