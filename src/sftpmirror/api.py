@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import manifest
 from .auth import ConnectOptions
@@ -25,6 +26,7 @@ from .plan import PAGE_SUFFIXES, PlanOptions, plan
 from .progress import NullReporter, Reporter
 from .remote import CONNECTION_ERRORS, RemoteTree
 from .ssh import connect, open_sftp
+from .summary import summary_line, summary_object
 from .transfer import execute
 from .tree import Excludes, Tree
 from .url import RemoteSpec, parse_remote
@@ -53,8 +55,21 @@ DEFAULTS = MirrorOptions()
 
 @dataclass(slots=True)
 class Result:
+    """What a run planned and did: ``summary()`` is the line the CLI prints last, ``as_json()``
+    the object of ``--json`` (docs/json.md)."""
+
     plan: Plan
     report: Report = field(default_factory=Report)
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok
+
+    def summary(self) -> str:
+        return summary_line(self)
+
+    def as_json(self) -> dict[str, Any]:
+        return summary_object(self)
 
 
 async def mirror(
@@ -76,6 +91,7 @@ async def mirror(
     inside = manifest_store.inside if manifest_store else None
     excludes = Excludes(options.excludes, frozenset({inside}) if inside else frozenset())
     began = time.monotonic()
+    reporter.phase("scanning")
     src_listing, dst_listing = await asyncio.gather(src.scan(excludes), dst.scan(excludes))
     log.debug(
         "scanned %d + %d entries in %.2fs",
@@ -83,6 +99,7 @@ async def mirror(
     )  # fmt: skip
     if not src_listing.root_exists:
         raise missing_source(f"source directory not found: {src.label}")
+    reporter.phase("comparing")
     store = manifest_store if manifest_side == "dst" else None  # the one this run rewrites
     old: Manifest | None = None
     if manifest_store is not None:
@@ -101,6 +118,7 @@ async def mirror(
         reporter.warning(warning)
     if options.delete:
         check_deletes(the_plan, src_listing, dst_listing, options.limits)
+    reporter.planned(the_plan)
     if options.dry_run:
         return Result(the_plan, Report(dry_run=True))
     on_server = old  # what the manifest on the server says at each moment
@@ -191,6 +209,7 @@ async def _over_sftp(
     run: Callable[[RemoteTree], Awaitable[Result]],
 ) -> Result:
     """Connect, open SFTP, run; a connection lost on the way is a ConnectError (exit 3)."""
+    reporter.phase("connecting")
     async with connect(spec, connect_options or ConnectOptions()) as conn, open_sftp(conn) as sftp:
         try:
             return await run(RemoteTree(sftp, spec.path, str(spec), warn=reporter.warning))
@@ -253,3 +272,25 @@ async def pull(
             manifest_side="src",
         ),
     )
+
+
+def push_sync(
+    local_dir: str | Path,
+    dest: str | RemoteSpec,
+    options: MirrorOptions = DEFAULTS,
+    connect_options: ConnectOptions | None = None,
+    reporter: Reporter | None = None,
+) -> Result:
+    """:func:`push` for code without an event loop (scripts, Fabric/Invoke tasks)."""
+    return asyncio.run(push(local_dir, dest, options, connect_options, reporter))
+
+
+def pull_sync(
+    source: str | RemoteSpec,
+    local_dir: str | Path,
+    options: MirrorOptions = DEFAULTS,
+    connect_options: ConnectOptions | None = None,
+    reporter: Reporter | None = None,
+) -> Result:
+    """:func:`pull` for code without an event loop."""
+    return asyncio.run(pull(source, local_dir, options, connect_options, reporter))

@@ -11,12 +11,15 @@ OpenSSH's default ``MaxAuthTries`` of 6), so a password typed at the prompt stil
 from __future__ import annotations
 
 import os
+import stat
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UsageError
 
 PASSWORD_ENV = "SFTPMIRROR_PASSWORD"
+SSHPASS_ENV = "SSHPASS"  # what sshpass -e reads: honoured when PASSWORD_ENV is not set
 PUBLICKEY = "publickey"
 PASSWORD = "password"
 KBDINT = "keyboard-interactive"
@@ -44,20 +47,56 @@ class Secret:
 
 
 def read_password_file(path: Path) -> Secret:
+    """The file's text without its final newline; refused when others may read it (as ssh
+    refuses a private key that is group or world readable)."""
     try:
+        mode = stat.S_IMODE(path.stat().st_mode)
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise UsageError(f"cannot read password file {path}: {e.strerror}") from None
     except UnicodeDecodeError:
         raise UsageError(f"password file {path} is not UTF-8 text") from None
+    if mode & 0o077:
+        raise UsageError(
+            f"password file {path} is open to group or others (mode {mode:03o}); run: chmod 600 {path}"
+        )
+    return _one_password(text, f"password file {path}")
+
+
+def password_from_command(command: str) -> Secret:
+    """Run ``command`` with the shell; its output is the password (like git's askpass).
+
+    Its stderr and stdin stay the terminal's, so a command that asks (gpg, pass) can. Its
+    output never appears in a message, and neither does the command's on failure.
+    """
+    try:
+        done = subprocess.run(
+            command, shell=True, stdout=subprocess.PIPE, check=False, encoding="utf-8"
+        )
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"password command {command!r} failed: {e}") from None
+    if done.returncode != 0:
+        raise UsageError(f"password command {command!r} exited with status {done.returncode}")
+    return _one_password(done.stdout, f"password command {command!r}")
+
+
+def _one_password(text: str, origin: str) -> Secret:
     value = text.removesuffix("\n").removesuffix("\r")
     if not value:
-        raise UsageError(f"password file {path} is empty")
+        raise UsageError(f"{origin} gave an empty password")
     return Secret(value)
 
 
-def password_from_env(environ: dict[str, str] | None = None) -> Secret | None:
-    value = (os.environ if environ is None else environ).get(PASSWORD_ENV)
+def password_from_env(
+    environ: dict[str, str] | None = None, name: str | None = None
+) -> Secret | None:
+    """``$name`` when named (it must then be set), else $SFTPMIRROR_PASSWORD, else $SSHPASS."""
+    env = os.environ if environ is None else environ
+    if name is not None:
+        if not env.get(name):
+            raise UsageError(f"environment variable {name} (the password) is not set")
+        return Secret(env[name])
+    value = env.get(PASSWORD_ENV) or env.get(SSHPASS_ENV)
     return Secret(value) if value else None
 
 

@@ -8,36 +8,33 @@ import logging
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Coroutine
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncssh
 import click
+from click.shell_completion import CompletionItem
 
 from . import __version__, api
-from .api import DEFAULT_JOBS, MirrorOptions, Result
-from .auth import (
-    DEFAULT_MAX_KEYS,
-    ConnectOptions,
-    Secret,
-    parse_auth_methods,
-    password_from_env,
-    read_password_file,
-)
+from .api import MirrorOptions, Result
+from .auth import ConnectOptions, password_from_env
+from .cli_options import apply_target, connect_options, mirror_options, mirror_options_from
+from .cli_options import connection_options as connection_options
+from .config import CONFIG_NAME, Config, find_config, load_config, starter_config
+from .display import LiveReporter
 from .doctor import doctor as run_doctor
 from .doctor import render
 from .errors import ExitStatus, SftpMirrorError, UsageError
-from .guards import DeleteLimits
-from .manifest import DEFAULT_NAME as DEFAULT_MANIFEST
-from .model import Op
-from .plan import PAGE_SUFFIXES, describe
-from .progress import Reporter, TextReporter
+from .plan import describe
+from .progress import JsonLinesReporter, NullReporter, Reporter, Tee, TextReporter
 from .server import DEFAULT_USER, ServerConfig, generate_password, serve
+from .summary import Run, exit_status, summary_line, summary_object
 from .url import is_remote, parse_remote
 
-F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 EPILOG_PUSH = """\b
@@ -45,6 +42,33 @@ Examples:
   sftpmirror push public sftp://user01@example.org/public_html
   sftpmirror push --delete --dry-run public user01@example.org:public_html
   SFTPMIRROR_PASSWORD=... sftpmirror push public sftp://user01@example.org/public_html
+  sftpmirror push production            # [targets.production] of sftpmirror.toml
+  sftpmirror push --json production     # a summary object for CI on stdout
+"""
+
+EPILOG_PULL = """\b
+Examples:
+  sftpmirror pull sftp://user01@example.org/public_html backup
+  sftpmirror pull --delete user01@example.org:public_html backup
+  sftpmirror pull production backup     # the target's url into backup/
+"""
+
+EPILOG_DOCTOR = """\b
+Examples:
+  sftpmirror doctor sftp://user01@example.org/public_html
+  sftpmirror doctor --auth password --json user01@example.org:public_html
+"""
+
+EPILOG_INIT = """\b
+Examples:
+  sftpmirror init                       # asks, on a terminal
+  sftpmirror init --url sftp://user01@example.org/public_html --source public
+"""
+
+EPILOG_SERVE = """\b
+Examples:
+  sftpmirror serve --root /tmp/www --port 2222
+  SFTPMIRROR_PASSWORD=secret sftpmirror serve --root /tmp/www --ready-file /tmp/ready.json
 """
 
 
@@ -70,140 +94,6 @@ def _run(coro: Coroutine[Any, Any, T], debug: bool) -> tuple[T | None, int]:
         return None, int(ExitStatus.INTERRUPTED)
 
 
-def mirror_options(func: F) -> F:
-    options = [
-        click.option("--delete", is_flag=True, help="Delete destination files not in the source."),
-        click.option(
-            "-n",
-            "--dry-run",
-            is_flag=True,
-            help="Print what would be done, and why; change nothing.",
-        ),
-        click.option("-v", "--verbose", is_flag=True, help="Print each action as it is done."),
-        click.option(
-            "--exclude",
-            "excludes",
-            multiple=True,
-            metavar="PATTERN",
-            help="gitignore-style pattern; repeatable. Excluded remote paths are never deleted.",
-        ),
-        click.option(
-            "-j",
-            "--jobs",
-            type=click.IntRange(1, 256),
-            default=DEFAULT_JOBS,
-            show_default=True,
-            help="Files in flight at once over the one connection.",
-        ),
-        click.option("--no-perms", is_flag=True, help="Do not copy permission bits."),
-        click.option(
-            "--manifest",
-            default=DEFAULT_MANIFEST,
-            show_default=True,
-            metavar="PATH",
-            help="Remote manifest, relative to the remote directory (../NAME keeps it outside).",
-        ),
-        click.option("--no-manifest", is_flag=True, help="Compare by size and mtime only."),
-        click.option(
-            "--local-manifest",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Keep the manifest in this local file instead of on the server.",
-        ),
-        click.option(
-            "--verify",
-            is_flag=True,
-            help="Download and hash remote files the manifest cannot vouch for.",
-        ),
-        click.option(
-            "--pages-last",
-            default=",".join(PAGE_SUFFIXES),
-            show_default=True,
-            metavar="SUFFIXES",
-            help="Files with these endings go up after all others (comma-separated).",
-        ),
-        click.option(
-            "--allow-empty-source",
-            is_flag=True,
-            help="With --delete, allow an empty source to empty the destination.",
-        ),
-        click.option(
-            "--max-delete",
-            type=click.IntRange(0),
-            metavar="N",
-            help="Refuse to delete more than N files.",
-        ),
-        click.option(
-            "--max-delete-percent",
-            type=click.FloatRange(0, 100),
-            default=50.0,
-            show_default=True,
-            help="Refuse to delete more than this share of the destination's files.",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return connection_options(func)
-
-
-def connection_options(func: F) -> F:
-    options = [
-        click.option("--debug", is_flag=True, help="Trace the SSH conversation; tracebacks."),
-        click.option(
-            "--password-file",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Read the password from FILE (else $SFTPMIRROR_PASSWORD, else a prompt).",
-        ),
-        click.option(
-            "-i",
-            "--identity",
-            "identities",
-            multiple=True,
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="Private key to log in with; only this key is offered.",
-        ),
-        click.option(
-            "--auth",
-            "auth_methods",
-            metavar="METHODS",
-            help="Methods to try, in order, e.g. 'password' or 'publickey,password' "
-            "(publickey, keyboard-interactive, password).",
-        ),
-        click.option(
-            "--max-keys",
-            type=click.IntRange(0, 100),
-            default=DEFAULT_MAX_KEYS,
-            show_default=True,
-            help="Keys from the agent and ssh_config offered at most (under MaxAuthTries).",
-        ),
-        click.option(
-            "--known-hosts",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="known_hosts file (default ~/.ssh/known_hosts).",
-        ),
-        click.option(
-            "--accept-new-host-key",
-            is_flag=True,
-            help="Trust and record the key of a host seen the first time (never a changed key).",
-        ),
-        click.option(
-            "-F",
-            "--ssh-config",
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="ssh_config file (default ~/.ssh/config).",
-        ),
-        click.option(
-            "--timeout",
-            type=click.FloatRange(1, 3600),
-            default=30.0,
-            show_default=True,
-            help="Seconds to wait for the connection and the login.",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
 class _StderrHandler(logging.Handler):
     """Writes to whatever sys.stderr is when the record comes (click's test runner swaps it)."""
 
@@ -223,135 +113,217 @@ def _setup(debug: bool) -> None:
         asyncssh.set_debug_level(2)
 
 
-def _connect_options(kw: dict[str, Any]) -> ConnectOptions:
-    password: Secret | None = None
-    if kw["password_file"] is not None:
-        password = read_password_file(kw["password_file"])
+@click.group(name="sftpmirror", context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sftpmirror")
+def main() -> None:
+    """Mirror a directory to, or from, a server you can only reach over SFTP.
+
+    \b
+    Shell completion (bash; zsh and fish alike):
+      eval "$(_SFTPMIRROR_COMPLETE=bash_source sftpmirror)"
+    """
+
+
+class _Warnings(NullReporter):
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def warning(self, message: str) -> None:
+        self.messages.append(message)
+
+
+def _reporters(kw: dict[str, Any]) -> tuple[Reporter, AbstractContextManager[Any], _Warnings]:
+    """What to show, where: JSON on stdout when asked; a live display when stderr is a terminal,
+    plain lines when not; only errors with --quiet. Warnings are kept for the JSON summary."""
+    kept = _Warnings()
+    machine = kw["as_json"] or kw["json_lines"]
+    verbose = (kw["verbose"] or kw["debug"]) and not machine
+    reporters: list[Reporter] = [kept]
+    live: AbstractContextManager[Any] = nullcontext()
+    if kw["json_lines"]:
+        reporters.append(JsonLinesReporter())
+    if not kw["quiet"] and sys.stderr.isatty() and not kw["debug"]:
+        display = LiveReporter(verbose=verbose)
+        reporters.append(display)
+        live = display
     else:
-        password = password_from_env()
-    methods = kw["auth_methods"]
-    return ConnectOptions(
-        password=password,
-        prompt_password=True,
-        identities=tuple(kw["identities"]),
-        auth=parse_auth_methods(methods) if methods is not None else None,
-        max_keys=kw["max_keys"],
-        known_hosts=kw["known_hosts"],
-        accept_new_host_key=kw["accept_new_host_key"],
-        ssh_config=kw["ssh_config"],
-        timeout=kw["timeout"],
-    )
+        reporters.append(TextReporter(verbose=verbose, quiet=kw["quiet"]))
+    return Tee(*reporters), live, kept
 
 
-def _mirror_options(kw: dict[str, Any]) -> MirrorOptions:
-    return MirrorOptions(
-        delete=kw["delete"],
-        dry_run=kw["dry_run"],
-        excludes=tuple(kw["excludes"]),
-        jobs=kw["jobs"],
-        perms=not kw["no_perms"],
-        manifest=None if kw["no_manifest"] else kw["manifest"],
-        local_manifest=kw["local_manifest"],
-        verify=kw["verify"],
-        page_suffixes=tuple(x.strip().lower() for x in kw["pages_last"].split(",") if x.strip()),
-        limits=DeleteLimits(
-            allow_empty_source=kw["allow_empty_source"],
-            max_delete=kw["max_delete"],
-            max_delete_percent=kw["max_delete_percent"],
-        ),
-    )
+def _complete_target(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Target names from the sftpmirror.toml found from here (shell completion)."""
+    path = ctx.params.get("config") or find_config()
+    if path is None or ctx.params.get("args"):
+        return []
+    try:
+        names = load_config(path).targets
+    except SftpMirrorError:
+        return []
+    return [CompletionItem(n) for n in names if n.startswith(incomplete)]
 
 
-def _summary(result: Result) -> str:
-    report = result.report
-    if report.dry_run:
-        counts = result.plan.counts()
-        parts = [f"{counts[op]} {op.value}" for op in Op if counts[op]]
-        return f"dry run: would do {', '.join(parts) or 'nothing'}; nothing was changed"
-    parts = [f"{report.done[op]} {op.value}" for op in Op if report.done[op]]
-    line = (
-        f"done: {', '.join(parts) or 'nothing to do'}; "
-        f"{_human(report.bytes_copied)} in {report.elapsed:.1f}s"
-    )
-    if report.failures:
-        line += f"; {len(report.failures)} FAILED"
-    if report.not_run:
-        line += f"; {report.not_run} deletion(s) not run because of the failures"
-    return line
+def _config(kw: dict[str, Any]) -> Config:
+    path = kw["config"] or find_config()
+    if path is None:
+        raise UsageError(
+            f"no {CONFIG_NAME} here or in a parent directory",
+            hint="give LOCAL_DIR and DEST, or write one with: sftpmirror init",
+        )
+    return load_config(path)
 
 
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
+def _resolve(
+    ctx: click.Context, command: str, args: tuple[str, ...], kw: dict[str, Any]
+) -> tuple[str, str, str | None]:
+    """(local dir, remote, target name) from the arguments, the target filling in ``kw``."""
+    local_first = command == "push"
+    if len(args) > 2:
+        raise UsageError(f"too many arguments: {' '.join(args[2:])}")
+    if len(args) == 2 and not local_first and is_remote(args[1]) and not is_remote(args[0]):
+        raise UsageError("SOURCE is not remote but LOCAL_DIR is: did you mean push?")
+    if len(args) == 2 and (command == "push" or is_remote(args[0])):
+        local, remote = args if local_first else args[::-1]
+        if not is_remote(remote) and is_remote(local):
+            other = "pull" if local_first else "push"
+            which = "DEST" if local_first else "SOURCE"
+            raise UsageError(f"{which} is not remote but LOCAL_DIR is: did you mean {other}?")
+        return local, remote, None
+    if len(args) == 1 and is_remote(args[0]):
+        usage = "LOCAL_DIR DEST" if local_first else "SOURCE LOCAL_DIR"
+        raise UsageError(f"missing the local directory: give {usage}, or a TARGET name")
+    target = _config(kw).target(args[0] if args else None)
+    apply_target(ctx, target, kw)
+    local = args[1] if len(args) == 2 else str(target.source)
+    return local, target.url, target.name
 
 
-def _finish(result: Result | None, status: int) -> None:
-    if result is not None:
+Runner = Callable[[str, str, MirrorOptions, ConnectOptions, Reporter], Coroutine[Any, Any, Result]]
+
+
+def _mirror_command(
+    ctx: click.Context, command: str, runner: Runner, args: tuple[str, ...]
+) -> None:
+    kw = dict(ctx.params)
+    debug = kw["debug"]
+    _setup(debug)
+    began = time.monotonic()
+    run: Run | None = None
+    result: Result | None = None
+    error: SftpMirrorError | None = None
+    kept = _Warnings()
+    try:
+        local, remote, target = _resolve(ctx, command, args, kw)
+        source, dest = (local, remote) if command == "push" else (remote, local)
+        run = Run(command, source, dest, target)
+        reporter, live, kept = _reporters(kw)
+        coro = runner(local, remote, mirror_options_from(kw), connect_options(kw), reporter)
+        with live:
+            result = asyncio.run(coro)
+        status = exit_status(result)
+    except SftpMirrorError as e:
+        error, status = e, _die(e, debug)
+    except KeyboardInterrupt:
+        click.echo("sftpmirror: interrupted", err=True)
+        status = int(ExitStatus.INTERRUPTED)
+    elapsed = time.monotonic() - began
+    if kw["as_json"] or kw["json_lines"]:
+        obj = summary_object(
+            result, run=run, elapsed=elapsed, warnings=kept.messages, error=error,
+            exit_code=status,
+        )  # fmt: skip
+        if kw["json_lines"]:
+            obj = {"event": "summary", **obj}
+        click.echo(json.dumps(obj, indent=None if kw["json_lines"] else 2))
+        if result is not None and not kw["quiet"]:
+            click.echo(summary_line(result, elapsed), err=True)
+    elif result is not None:
         if result.report.dry_run:
             for action in result.plan.conflicts:
                 click.echo(f"conflict {action.path}  ({action.reason})")
             for action in result.plan.actions():
                 click.echo(describe(action))
-        click.echo(_summary(result))
-        if result.report.failures:
-            status = int(ExitStatus.FAILED_ITEMS)
+        if not kw["quiet"]:
+            click.echo(summary_line(result, elapsed))
     sys.exit(status)
 
 
-@click.group(name="sftpmirror", context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="sftpmirror")
-def main() -> None:
-    """Mirror a directory to, or from, a server you can only reach over SFTP."""
-
-
-Runner = Callable[[MirrorOptions, ConnectOptions, Reporter], Coroutine[Any, Any, Result]]
-
-
-def _mirror_command(runner: Runner, kw: dict[str, Any]) -> None:
-    debug = kw["debug"]
-    _setup(debug)
-    try:
-        reporter = TextReporter(verbose=kw["verbose"] or debug)
-        coro = runner(_mirror_options(kw), _connect_options(kw), reporter)
-    except SftpMirrorError as e:
-        sys.exit(_die(e, debug))
-    _finish(*_run(coro, debug))
+_ARGS = click.argument("args", nargs=-1, metavar="[TARGET | LOCAL_DIR DEST]",
+                       shell_complete=_complete_target)  # fmt: skip
 
 
 @main.command(epilog=EPILOG_PUSH)
-@click.argument("local_dir", type=click.Path(path_type=Path))
-@click.argument("dest")
+@_ARGS
 @mirror_options
-def push(local_dir: Path, dest: str, **kw: Any) -> None:
+@click.pass_context
+def push(ctx: click.Context, /, args: tuple[str, ...], **kw: Any) -> None:
     """Mirror LOCAL_DIR into the remote directory DEST (like lftp "mirror -R").
 
     DEST is sftp://user@host[:port]/path or user@host:path; the host may be an
     alias from ~/.ssh/config. The path is relative to the login directory
     unless it starts with // (URL) or / (scp style).
+
+    With TARGET (or nothing, when sftpmirror.toml has one target), the local
+    directory, DEST and any option come from [targets.TARGET] in sftpmirror.toml;
+    options given here win.
     """
-    if not is_remote(dest) and is_remote(str(local_dir)):
-        sys.exit(_die(UsageError("DEST is not remote but LOCAL_DIR is: did you mean pull?"), False))
-    _mirror_command(lambda mo, co, rep: api.push(local_dir, dest, mo, co, rep), kw)
+    _mirror_command(ctx, "push", lambda lo, re, mo, co, rep: api.push(lo, re, mo, co, rep), args)
 
 
-@main.command()
-@click.argument("source")
-@click.argument("local_dir", type=click.Path(path_type=Path))
+@main.command(epilog=EPILOG_PULL)
+@click.argument("args", nargs=-1, metavar="[TARGET [LOCAL_DIR] | SOURCE LOCAL_DIR]",
+                shell_complete=_complete_target)  # fmt: skip
 @mirror_options
-def pull(source: str, local_dir: Path, **kw: Any) -> None:
-    """Mirror the remote directory SOURCE into LOCAL_DIR (like lftp "mirror")."""
-    if not is_remote(source) and is_remote(str(local_dir)):
-        sys.exit(
-            _die(UsageError("SOURCE is not remote but LOCAL_DIR is: did you mean push?"), False)
-        )
-    _mirror_command(lambda mo, co, rep: api.pull(source, local_dir, mo, co, rep), kw)
+@click.pass_context
+def pull(ctx: click.Context, /, args: tuple[str, ...], **kw: Any) -> None:
+    """Mirror the remote directory SOURCE into LOCAL_DIR (like lftp "mirror").
+
+    With TARGET, SOURCE is the target's url and LOCAL_DIR, unless given, its
+    source directory.
+    """
+    _mirror_command(ctx, "pull", lambda lo, re, mo, co, rep: api.pull(re, lo, mo, co, rep), args)
 
 
-@main.command()
+@main.command(epilog=EPILOG_INIT)
+@click.option("--target", "name", default="production", show_default=True, help="Target name.")
+@click.option("--url", help="sftp://user@host[:port]/path (asked for on a terminal).")
+@click.option("--source", help="Directory to publish (default: public, _site or site if present).")
+@click.option(
+    "--config",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path(CONFIG_NAME),
+    show_default=True,
+    help="File to write.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(name: str, url: str | None, source: str | None, path: Path, force: bool) -> None:
+    """Write a commented sftpmirror.toml with one target.
+
+    On a terminal it asks for what was not given; elsewhere it asks nothing and
+    writes placeholders to edit.
+    """
+    try:
+        if path.exists() and not force:
+            raise UsageError(f"{path} exists; not overwriting it (use --force)")
+        guess = next((d for d in ("public", "_site", "site") if Path(d).is_dir()), "public")
+        if sys.stdin.isatty():
+            url = url or click.prompt("Server URL (sftp://user@host/path)", err=True)
+            source = source or click.prompt("Directory to publish", default=guess, err=True)
+        url = url or "sftp://user@example.org/public_html"
+        source = source or guess
+        parse_remote(url)
+        text = starter_config(name, url, source)
+        path.write_text(text, encoding="utf-8")
+    except SftpMirrorError as e:
+        sys.exit(_die(e, False))
+    except OSError as e:
+        sys.exit(_die(UsageError(f"cannot write {path}: {e.strerror}"), False))
+    click.echo(f"wrote {path} (target {name}: {source} → {url})")
+    click.echo(f"next: sftpmirror push --dry-run {name}")
+
+
+@main.command(epilog=EPILOG_DOCTOR)
 @click.argument("dest")
 @connection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -363,7 +335,7 @@ def doctor(dest: str, as_json: bool, **kw: Any) -> None:
     """
     _setup(kw["debug"])
     try:
-        coro = run_doctor(parse_remote(dest), _connect_options(kw))
+        coro = run_doctor(parse_remote(dest), connect_options(kw))
     except SftpMirrorError as e:
         sys.exit(_die(e, kw["debug"]))
     report, status = _run(coro, kw["debug"])
@@ -373,7 +345,7 @@ def doctor(dest: str, as_json: bool, **kw: Any) -> None:
     sys.exit(0 if report.ok else int(ExitStatus.FAILED_ITEMS))
 
 
-@main.command("serve")
+@main.command("serve", epilog=EPILOG_SERVE)
 @click.option(
     "--root",
     type=click.Path(file_okay=False, path_type=Path),

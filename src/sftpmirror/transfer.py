@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 
 import asyncssh
 
@@ -30,14 +31,25 @@ LARGE_SLOTS = 4  # large files in flight at once with large chunks (bounds memor
 THREADED_HASH = 256 << 10  # chunks this large are hashed off the event loop
 
 
+def _ignore(nbytes: int) -> None:
+    pass
+
+
 async def copy_file(
-    src: Tree, dst: Tree, action: Action, *, perms: bool, chunk: int = CHUNK
+    src: Tree,
+    dst: Tree,
+    action: Action,
+    *,
+    perms: bool,
+    chunk: int = CHUNK,
+    sent: Callable[[int], None] = _ignore,
 ) -> tuple[int, str]:
     """Stream one file from ``src`` to ``dst`` (atomically replaced).
 
     The next chunk is read while this one is written and hashed (large chunks are hashed in a
     thread: hashlib releases the GIL), so a big file keeps the network busy. Returns the bytes
-    copied and the SHA-256 of exactly those bytes (for the manifest).
+    copied and the SHA-256 of exactly those bytes (for the manifest); ``sent`` hears of each
+    chunk written (progress).
     """
     offset = 0
     digest = hashlib.sha256()
@@ -60,20 +72,26 @@ async def copy_file(
                 ahead.cancel()
                 raise
             offset += len(data)
+            sent(len(data))
             data = await ahead
     return offset, digest.hexdigest()
 
 
 async def _apply(
-    action: Action, src: Tree, dst: Tree, perms: bool, large: asyncio.Semaphore
+    action: Action,
+    src: Tree,
+    dst: Tree,
+    perms: bool,
+    large: asyncio.Semaphore,
+    sent: Callable[[int], None],
 ) -> tuple[int, str | None]:
     entry = action.entry
     match action.op:
         case Op.COPY | Op.REPLACE if entry.size >= LARGE_CHUNK:
             async with large:
-                return await copy_file(src, dst, action, perms=perms, chunk=LARGE_CHUNK)
+                return await copy_file(src, dst, action, perms=perms, chunk=LARGE_CHUNK, sent=sent)
         case Op.COPY | Op.REPLACE:
-            return await copy_file(src, dst, action, perms=perms)
+            return await copy_file(src, dst, action, perms=perms, sent=sent)
         case Op.MKDIR:
             await dst.mkdir(entry, perms=perms)
         case Op.ATTRS:
@@ -122,7 +140,9 @@ class _Run:
             self.fail(action, blocked)
             return
         try:
-            nbytes, digest = await _apply(action, self.src, self.dst, self.perms, self.large)
+            nbytes, digest = await _apply(
+                action, self.src, self.dst, self.perms, self.large, self.reporter.transferred
+            )
         except CONNECTION_ERRORS as e:
             raise ConnectError(f"connection lost: {_message(e)}") from None
         except (asyncssh.SFTPError, OSError) as e:
@@ -149,6 +169,8 @@ async def execute(
             reporter.warning(f"not running {held} {phase.name} action(s): there were errors")
             continue
         began = time.monotonic()
+        if phase.steps:
+            reporter.phase(phase.name)
         for step in phase.steps:
             await run_pool(step, run.apply, min(run.jobs, len(step)))
         log.debug(

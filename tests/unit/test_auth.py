@@ -12,10 +12,12 @@ import pytest
 
 from sftpmirror.auth import (
     PASSWORD_ENV,
+    SSHPASS_ENV,
     ConnectOptions,
     Secret,
     method_order,
     parse_auth_methods,
+    password_from_command,
     password_from_env,
     read_password_file,
 )
@@ -73,6 +75,7 @@ def test_secret_reveal_and_no_dict() -> None:
 def test_read_password_file(tmp_path: Path, content: str, expected: str) -> None:
     path = tmp_path / "pw"
     path.write_bytes(content.encode("utf-8"))
+    path.chmod(0o600)
     assert read_password_file(path).reveal() == expected
 
 
@@ -88,6 +91,7 @@ def test_read_password_file_errors(tmp_path: Path, content: str | None, needle: 
     path = tmp_path / "pw"
     if content is not None:
         path.write_text(content, encoding="utf-8")
+        path.chmod(0o600)
     with pytest.raises(UsageError) as info:
         read_password_file(path)
     assert needle in str(info.value)
@@ -103,6 +107,7 @@ def test_read_password_file_directory_is_usage_error(tmp_path: Path) -> None:
 def test_read_password_file_not_utf8_is_usage_error(tmp_path: Path) -> None:
     path = tmp_path / "pw"
     path.write_bytes("pässwörd\n".encode("latin-1"))
+    path.chmod(0o600)
     with pytest.raises(UsageError):
         read_password_file(path)
 
@@ -120,6 +125,66 @@ def test_read_password_file_not_utf8_is_usage_error(tmp_path: Path) -> None:
 def test_password_from_env(environ: dict[str, str], expected: str | None) -> None:
     secret = password_from_env(environ)
     assert (secret.reveal() if secret else None) == expected
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o660, 0o602])
+def test_password_file_open_to_others_is_refused(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "pw"
+    path.write_text("hunter2-secret\n", encoding="utf-8")
+    path.chmod(mode)
+    with pytest.raises(UsageError) as info:
+        read_password_file(path)
+    assert f"mode {mode:03o}" in str(info.value)
+    assert f"chmod 600 {path}" in str(info.value)
+    assert "hunter2" not in str(info.value)
+
+
+def test_password_file_mode_400_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "pw"
+    path.write_text("pw400\n", encoding="utf-8")
+    path.chmod(0o400)
+    assert read_password_file(path).reveal() == "pw400"
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        pytest.param({SSHPASS_ENV: "from-sshpass"}, "from-sshpass", id="sshpass"),
+        pytest.param({SSHPASS_ENV: "s", PASSWORD_ENV: "ours"}, "ours", id="ours-first"),
+        pytest.param({SSHPASS_ENV: "", PASSWORD_ENV: ""}, None, id="both-empty"),
+    ],
+)
+def test_sshpass_is_honoured(environ: dict[str, str], expected: str | None) -> None:
+    secret = password_from_env(environ)
+    assert (secret.reveal() if secret else None) == expected
+
+
+def test_named_password_variable() -> None:
+    environ = {"PROD_PW": "prod-secret", PASSWORD_ENV: "other"}
+    secret = password_from_env(environ, name="PROD_PW")
+    assert secret is not None
+    assert secret.reveal() == "prod-secret"
+    with pytest.raises(UsageError, match=r"MISSING_PW .* is not set"):
+        password_from_env(environ, name="MISSING_PW")
+
+
+def test_password_command_output_is_the_password() -> None:
+    assert password_from_command("printf 'cmd secret\\n'").reveal() == "cmd secret"
+
+
+@pytest.mark.parametrize(
+    ("command", "needle"),
+    [
+        pytest.param("echo $((6*7))-secret; exit 3", "exited with status 3", id="fails"),
+        pytest.param("true", "empty password", id="empty"),
+    ],
+)
+def test_password_command_errors_hide_output(command: str, needle: str) -> None:
+    with pytest.raises(UsageError) as info:
+        password_from_command(command)
+    assert needle in str(info.value)
+    assert "42-secret" not in str(info.value)
+    assert info.value.exit_status == ExitStatus.USAGE
 
 
 def test_password_env_name() -> None:
