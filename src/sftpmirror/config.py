@@ -330,7 +330,7 @@ def starter_config(name: str, url: str, source: str) -> str:
         "timeout": "30",
     }
     for key, example in examples.items():
-        lines.append(f"# {key} = {example}".ljust(50) + f"# {KEYS[key].doc}")
+        lines.append(f"# {key} = {example}".ljust(48) + f"  # {KEYS[key].doc}")
     return "\n".join(lines) + "\n"
 
 

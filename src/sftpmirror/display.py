@@ -1,7 +1,7 @@
 """The live progress display on a terminal's stderr (rich): phase, files, bytes, rate, ETA.
 
-One bar counts files (every action of the plan), one counts bytes (the copies); the bars'
-description is the current phase. Warnings and failures are printed above the bars, and with
+The bar counts bytes when the plan copies any (else actions); its description is the
+current phase. Warnings and failures are printed above the bars, and with
 ``verbose`` each action too (on stdout when that is not the terminal). Used only when stderr
 is a terminal; ``progress.TextReporter`` serves everywhere else.
 """
@@ -17,31 +17,48 @@ from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
-    MofNCompleteColumn,
     Progress,
-    TaskID,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from .model import Action, Plan
 from .plan import describe
 from .progress import PHASE_TITLES, NullReporter
 
 
+class _BytesOnly(ProgressColumn):
+    """A bytes column shown only while the bar counts bytes (not for a delete-only run)."""
+
+    def __init__(self, column: ProgressColumn) -> None:
+        super().__init__()
+        self.column = column
+
+    def render(self, task: Task) -> Text:
+        if not task.fields.get("bytes_mode"):
+            return Text("")
+        rendered = self.column.render(task)
+        return rendered if isinstance(rendered, Text) else Text(str(rendered))
+
+
 class LiveReporter(NullReporter):
+    """One line: phase, bar (bytes when there are bytes to copy, else items), items done,
+    bytes done, rate, time left, time spent."""
+
     def __init__(self, *, verbose: bool = False, file: TextIO | None = None) -> None:
         self.verbose = verbose
         self.console = Console(file=file, stderr=file is None, highlight=False)
         self.progress = Progress(
             TextColumn("[bold]{task.description:<20}"),
             BarColumn(bar_width=30),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[unit]}"),
-            DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
+            TextColumn("{task.fields[items]}"),
+            _BytesOnly(DownloadColumn(binary_units=True)),
+            _BytesOnly(TransferSpeedColumn()),
             TimeRemainingColumn(),
             TimeElapsedColumn(),
             console=self.console,
@@ -49,8 +66,10 @@ class LiveReporter(NullReporter):
             redirect_stdout=False,
             redirect_stderr=False,
         )
-        self.files: TaskID = self.progress.add_task("connecting", total=None, unit="items")
-        self.bytes: TaskID = self.progress.add_task("", total=None, unit="", visible=False)
+        self.task = self.progress.add_task("connecting", total=None, items="", bytes_mode=False)
+        self.items_done = 0
+        self.items_total = 0
+        self.bytes_mode = False
 
     def __enter__(self) -> LiveReporter:
         return self
@@ -64,30 +83,33 @@ class LiveReporter(NullReporter):
         self.progress.stop()
 
     def phase(self, name: str) -> None:
+        self.progress.update(self.task, description=PHASE_TITLES.get(name, name))
         # Started after the login, so a password prompt has the terminal to itself.
         if name != "connecting" and not self.progress.live.is_started:
             self.progress.start()
-        self.progress.update(self.files, description=PHASE_TITLES.get(name, name))
 
     def planned(self, plan: Plan) -> None:
-        total_bytes = plan.bytes_to_copy
-        self.progress.update(self.files, total=len(plan.actions()), completed=0)
-        self.progress.update(
-            self.bytes,
-            description="  bytes",
-            total=total_bytes,
-            completed=0,
-            visible=total_bytes > 0,
-        )
+        self.items_total = len(plan.actions())
+        self.bytes_mode = plan.bytes_to_copy > 0
+        total = plan.bytes_to_copy if self.bytes_mode else self.items_total
+        self.progress.update(self.task, total=total, completed=0, bytes_mode=self.bytes_mode)
+        self._items()
+
+    def _items(self) -> None:
+        items = f"{self.items_done}/{self.items_total} items"
+        self.progress.update(self.task, items=items)
+        if not self.bytes_mode:
+            self.progress.update(self.task, completed=self.items_done)
 
     def transferred(self, nbytes: int) -> None:
-        self.progress.advance(self.bytes, nbytes)
+        self.progress.advance(self.task, nbytes)
 
     def warning(self, message: str) -> None:
         self.console.print(f"sftpmirror: warning: {escape(message)}")
 
     def done(self, action: Action, nbytes: int) -> None:
-        self.progress.advance(self.files, 1)
+        self.items_done += 1
+        self._items()
         if not self.verbose:
             return
         if sys.stdout.isatty():  # the same terminal: above the bars
@@ -96,7 +118,8 @@ class LiveReporter(NullReporter):
             print(describe(action), flush=True)
 
     def failed(self, action: Action, message: str) -> None:
-        self.progress.advance(self.files, 1)
+        self.items_done += 1
+        self._items()
         self.console.print(
             f"[red]sftpmirror: {action.op.value} {escape(action.path or '.')}: {escape(message)}"
         )
