@@ -130,6 +130,7 @@ def test_too_many_failures_is_explained_with_fixes_on_both_sides(
         agent.close()
     assert result.exit_code == 4, result.output
     lines = result.output.splitlines()
+    assert lines.pop(0) == "sftpmirror: connecting"  # the plain progress line, then the error
     assert lines[0].startswith("sftpmirror: error: login to sftpmirror-test@127.0.0.1:")
     assert "'Too many authentication failures' after 2 attempt(s)" in lines[0]
     assert "  server allows: publickey, password, keyboard-interactive" in result.output
