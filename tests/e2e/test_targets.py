@@ -9,9 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
+import sftpmirror
 from sftpmirror.cli import main
 from sftpmirror.config import CONFIG_NAME, load_config
 from sftpmirror.errors import ExitStatus
@@ -222,3 +224,27 @@ def test_shell_completion_offers_target_names(tmp_path: Path) -> None:
         cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.stdout.split() == ["plain,production", "plain,preview"], done.stderr
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found: list[tuple[str, ...]] = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += _commands(command, (*prefix, name))
+        else:
+            found.append((*prefix, name))
+    return found
+
+
+@pytest.mark.parametrize("command", _commands(main), ids=" ".join)
+def test_every_command_has_examples_in_its_help(command: tuple[str, ...]) -> None:
+    result = cli(*command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Examples:" in result.output
+    assert f"sftpmirror {' '.join(command)} " in result.output.split("Examples:")[1]
+
+
+def test_version() -> None:
+    result = cli("--version")
+    assert result.exit_code == 0
+    assert result.output == f"sftpmirror, version {sftpmirror.__version__}\n"
