@@ -7,6 +7,7 @@ import pty
 import select
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -36,8 +37,10 @@ def write_config(
     return path
 
 
-def cli(*args: str, env: dict[str, str | None] | None = None) -> Result:
-    return CliRunner().invoke(main, list(args), env=env or NO_PASSWORD_ENV, catch_exceptions=False)
+def cli(*args: str, env: Mapping[str, str | None] | None = None) -> Result:
+    """In-process; no password in the environment unless ``env`` puts one there."""
+    environ = {**NO_PASSWORD_ENV, **(env or {})}
+    return CliRunner().invoke(main, list(args), env=environ, catch_exceptions=False)
 
 
 @pytest.fixture
