@@ -26,8 +26,8 @@ from .errors import (
     SftpMirrorError,
     UsageError,
 )
-from .model import Action, Entry, Failure, Kind, Listing, Op, Plan, Report
 from .guards import DeleteLimits
+from .model import Action, Entry, Failure, Kind, Listing, Op, Plan, Report
 from .plan import PlanOptions, plan
 from .progress import JsonLinesReporter, NullReporter, Reporter, TextReporter
 from .url import RemoteSpec, parse_remote

@@ -58,7 +58,8 @@ def read_password_file(path: Path) -> Secret:
         raise UsageError(f"password file {path} is not UTF-8 text") from None
     if mode & 0o077:
         raise UsageError(
-            f"password file {path} is open to group or others (mode {mode:03o}); run: chmod 600 {path}"
+            f"password file {path} is open to group or others (mode {mode:03o}); "
+            f"run: chmod 600 {path}"
         )
     return _one_password(text, f"password file {path}")
 
