@@ -26,6 +26,7 @@ from .auth import (
     password_from_env,
     read_password_file,
 )
+from .cli_sshd import sshd as sshd_group
 from .doctor import doctor as run_doctor
 from .doctor import render
 from .errors import ExitStatus, SftpMirrorError, UsageError
@@ -462,5 +463,7 @@ def serve_cmd(
         click.echo(f"sftpmirror: error: cannot listen on {host}:{port}: {e.strerror}", err=True)
         sys.exit(int(ExitStatus.USAGE))
 
+
+main.add_command(sshd_group)
 
 __all__ = ["main"]
