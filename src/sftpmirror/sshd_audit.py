@@ -315,8 +315,12 @@ def _login_and_upload(report: AuditReport, chroot: Path, account: Account) -> No
             "sshd logs 'Could not chdir to home directory' and starts sessions in /",
             f"usermod --home / {account.name}   (the home is a path inside the chroot)",
         )
-    candidates = [login, *sorted(p for p in login.iterdir() if p.is_dir() and not p.is_symlink())]
-    writable = [p for p in candidates if _writable_by(p.stat(), account)]
+    try:
+        inner = sorted(p for p in login.iterdir() if p.is_dir() and not p.is_symlink())
+        writable = [p for p in [login, *inner] if _writable_by(p.stat(), account)]
+    except OSError as e:
+        report.add("upload-directory", SKIPPED, f"cannot list {login}: {e.strerror}")
+        return
     if writable:
         shown = ", ".join("/" + str(p.relative_to(chroot)).strip(".") for p in writable[:4])
         report.add("upload-directory", OK, f"{account.name} can write in {shown}")
