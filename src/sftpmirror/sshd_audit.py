@@ -462,6 +462,15 @@ def _strict_modes(path: Path, account: Account) -> list[str]:
     return problems
 
 
+def _replaceable(path: Path, chroot: Path, account: Account) -> bool:
+    """Whether the account could swap *path* over SFTP: it lies in the chroot and the file, or a
+    directory between it and the chroot, is the account's to change."""
+    if chroot not in path.parents:
+        return False
+    between = [path, *path.parents[: len(path.parents) - len(chroot.parents) - 1]]
+    return any(p.stat().st_uid == account.uid or _writable_by(p.stat(), account) for p in between)
+
+
 def _authorized_keys(
     report: AuditReport, config: EffectiveConfig, account: Account, chroot: Path | None
 ) -> int:
@@ -486,8 +495,7 @@ def _authorized_keys(
                 )
                 continue
             total += count
-            in_chroot = chroot is not None and chroot in path.parents
-            if in_chroot and count and _writable_by(path.parent.stat(), account):
+            if count and chroot is not None and _replaceable(path, chroot, account):
                 report.add(
                     "authorized-keys",
                     WARNING,

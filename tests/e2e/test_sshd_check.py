@@ -357,3 +357,22 @@ def test_snippet_applied_gives_a_healthy_account(tmp_path: Path) -> None:
         assert push.exit_code == 0, push.output
         assert snapshot(info.web_root).keys() >= snapshot(site).keys()
         assert os.stat(info.web_root).st_uid != 0
+
+
+def test_keys_the_account_can_replace_over_sftp(layout: Layout) -> None:
+    ssh = layout.upload / ".ssh"  # root-owned, but inside the account's own directory
+    ssh.mkdir()
+    (ssh / "authorized_keys").write_text(KEY_LINE + "\n")
+    match = _replace(
+        good(layout), "AuthenticationMethods password", "AuthenticationMethods publickey"
+    )
+    code, statuses, body = check(
+        layout.write(match + f"    AuthorizedKeysFile {ssh}/%%/x\n"), "auto"
+    )
+    assert statuses["authorized-keys"] == {"info"}, body  # %% is a literal %: no such file
+    code, statuses, body = check(
+        layout.write(match + f"    AuthorizedKeysFile {ssh}/authorized_keys\n"), "auto"
+    )
+    assert code == 0, body
+    assert statuses["authorized-keys"] == {"warning"}
+    assert statuses["auth-methods"] == {"ok"}
