@@ -314,6 +314,12 @@ def test_text_report_and_usage_errors(layout: Layout, tmp_path: Path) -> None:
     missing = run_cli("sshd", "check", "--config", str(tmp_path / "nope"), "--user", USER)
     assert missing.exit_code == 2
     assert "cannot read sshd config" in missing.output
+    nobody = run_cli(
+        "sshd", "check", "--config", str(config), "--user", "no-such-user-7q", "--json"
+    )
+    assert nobody.exit_code == 1
+    findings = json.loads(nobody.output)["accounts"][0]["findings"]
+    assert {"name": "account", "status": "problem"}.items() <= findings[1].items()
     anonymous = tmp_path / "plain"
     anonymous.write_text("PasswordAuthentication no\n")
     assert run_cli("sshd", "check", "--config", str(anonymous)).exit_code == 2
