@@ -48,6 +48,7 @@ __all__ = [
     "ensure_sshd",
     "ensure_user",
     "running_sshd",
+    "scratch_dir",
 ]
 
 DEFAULT_USER = "sftpmirror-test"
@@ -216,6 +217,18 @@ def _remove_base_dir(base: Path) -> None:
         CHROOT_BASE.rmdir()
 
 
+@contextmanager
+def scratch_dir() -> Iterator[Path]:
+    """A fresh root-owned 0755 directory under CHROOT_BASE (a valid home for chroots), removed
+    on exit."""
+    _require_root("scratch_dir")
+    base = _make_base_dir()
+    try:
+        yield base
+    finally:
+        _remove_base_dir(base)
+
+
 # --------------------------------------------------------------------------
 # keys, config, process handling
 # --------------------------------------------------------------------------
@@ -276,6 +289,7 @@ def _render_config(
     sftp_flags: str,
     extra_global: str,
     extra_match: str,
+    match_block: str | None,
 ) -> str:
     lines = [
         f"ListenAddress {_HOST}",
@@ -294,6 +308,10 @@ def _render_config(
         "Subsystem sftp internal-sftp",
         *extra_global.strip().splitlines(),
         "",
+    ]
+    if match_block is not None:
+        return "\n".join(lines) + "\n" + match_block
+    lines += [
         f"Match User {user}",
         f"    ChrootDirectory {chroot}",
         f"    ForceCommand internal-sftp {sftp_flags}".rstrip(),
@@ -422,6 +440,7 @@ def running_sshd(
     extra_global: str = "",
     extra_match: str = "",
     authorized_keys: Sequence[str] = (),
+    match_block: Callable[[Path], str] | None = None,
 ) -> Iterator[SshdInfo]:
     """Start sshd on a free 127.0.0.1 port with a chrooted SFTP-only *user*.
 
@@ -429,6 +448,8 @@ def running_sshd(
     the chroot lives in a fresh root-owned directory under CHROOT_BASE which is
     removed on exit.  *authorized_keys* are OpenSSH public key lines accepted
     for *user* (kept outside the chroot, where StrictModes is satisfied).
+    *match_block*, given the chroot's path, returns the text that replaces the generated
+    ``Match User`` block (and with it every per-user setting above).
     """
     _require_root("running_sshd")
     sshd = ensure_sshd()
@@ -479,6 +500,7 @@ def running_sshd(
                     sftp_flags=sftp_flags,
                     extra_global=extra_global,
                     extra_match=extra_match,
+                    match_block=None if match_block is None else match_block(chroot),
                 )
             )
             check = subprocess.run(

@@ -24,6 +24,7 @@ from .api import MirrorOptions, Result
 from .auth import ConnectOptions, password_from_env
 from .cli_options import apply_target, connect_options, mirror_options, mirror_options_from
 from .cli_options import connection_options as connection_options
+from .cli_sshd import sshd as sshd_group
 from .config import CONFIG_NAME, Config, find_config, load_config, starter_config
 from .display import LiveReporter
 from .doctor import doctor as run_doctor
@@ -434,5 +435,7 @@ def serve_cmd(
         click.echo(f"sftpmirror: error: cannot listen on {host}:{port}: {e.strerror}", err=True)
         sys.exit(int(ExitStatus.USAGE))
 
+
+main.add_command(sshd_group)
 
 __all__ = ["main"]
