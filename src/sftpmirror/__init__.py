@@ -15,6 +15,7 @@
 
 from .api import MirrorOptions, Result, mirror, pull, pull_sync, push, push_sync
 from .auth import ConnectOptions, Secret
+from .chmod import ChmodRules, parse_chmod
 from .config import Config, Target, find_config, load_config
 from .errors import (
     AuthError,
@@ -37,6 +38,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Action",
     "AuthError",
+    "ChmodRules",
     "Config",
     "ConnectError",
     "ConnectOptions",
@@ -68,6 +70,7 @@ __all__ = [
     "find_config",
     "load_config",
     "mirror",
+    "parse_chmod",
     "parse_remote",
     "plan",
     "pull",

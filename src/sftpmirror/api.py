@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import manifest
+from . import chmod, manifest
 from .auth import ConnectOptions
+from .chmod import DEFAULT_RULES, ChmodRules
 from .errors import ConnectError, RemoteError, SftpMirrorError, UsageError
 from .guards import DeleteLimits, check_deletes
 from .local import LocalTree
@@ -42,7 +43,8 @@ class MirrorOptions:
     dry_run: bool = False
     excludes: tuple[str, ...] = ()
     jobs: int = DEFAULT_JOBS
-    perms: bool = True
+    perms: bool = True  # False: set no permission bits at all (the server's defaults)
+    chmod: ChmodRules | None = DEFAULT_RULES  # applied to the source's bits; None: as they are
     manifest: str | None = DEFAULT_MANIFEST  # remote path, relative to the remote directory
     local_manifest: Path | None = None  # keep the manifest on this machine instead
     verify: bool = False  # download and hash remote files the manifest cannot vouch for
@@ -99,6 +101,8 @@ async def mirror(
     )  # fmt: skip
     if not src_listing.root_exists:
         raise missing_source(f"source directory not found: {src.label}")
+    if options.perms and options.chmod is not None:
+        chmod.apply_to(src_listing, options.chmod)
     reporter.phase("comparing")
     store = manifest_store if manifest_side == "dst" else None  # the one this run rewrites
     old: Manifest | None = None

@@ -24,7 +24,8 @@ from .auth import (
     password_from_env,
     read_password_file,
 )
-from .config import PASSWORD_KEYS, Target
+from .chmod import DEFAULT_CHMOD, DEFAULT_RULES, ChmodRules, parse_chmod
+from .config import PASSWORD_KEYS, PERMS_KEYS, Target
 from .errors import UsageError
 from .guards import DeleteLimits
 from .manifest import DEFAULT_NAME as DEFAULT_MANIFEST
@@ -82,7 +83,16 @@ def mirror_options(func: F) -> F:
             show_default=True,
             help="Files in flight at once over the one connection.",
         ),
-        click.option("--no-perms", is_flag=True, help="Do not copy permission bits."),
+        click.option(
+            "--chmod",
+            metavar="RULES",
+            help=f"Modes to set, rsync syntax, applied to the source's bits (default "
+            f"{DEFAULT_CHMOD}: a web-readable site whatever the umask; e.g. Fgo-w or D750,F640).",
+        ),
+        click.option("--perms", is_flag=True, help="Keep the source's permission bits."),
+        click.option(
+            "--no-perms", is_flag=True, help="Set no permission bits: the server's defaults."
+        ),
         click.option(
             "--manifest",
             default=DEFAULT_MANIFEST,
@@ -205,8 +215,9 @@ def apply_target(ctx: click.Context, target: Target, kw: dict[str, Any]) -> None
         return ctx.get_parameter_source(param) not in (ParameterSource.DEFAULT, None)
 
     password_given = any(given(k) for k in PASSWORD_KEYS)
+    perms_given = any(given(k) for k in PERMS_KEYS)
     for param, value in target.values.items():
-        if param in PASSWORD_KEYS and password_given:
+        if (param in PASSWORD_KEYS and password_given) or (param in PERMS_KEYS and perms_given):
             continue
         if param == "excludes":
             kw["excludes"] = (*value, *kw["excludes"])
@@ -231,6 +242,15 @@ def password(kw: dict[str, Any]) -> Secret | None:
     return password_from_env(name=kw.get("password_env"))
 
 
+def permission_rules(kw: dict[str, Any]) -> ChmodRules | None:
+    """--chmod's rules, none for --perms (the source's bits), else the default ones."""
+    if kw["no_perms"] and (kw["chmod"] is not None or kw["perms"]):
+        raise UsageError("--no-perms sets no permissions: it cannot go with --chmod or --perms")
+    if kw["chmod"] is not None:
+        return parse_chmod(kw["chmod"])
+    return None if kw["perms"] else DEFAULT_RULES
+
+
 def connect_options(kw: dict[str, Any]) -> ConnectOptions:
     methods = kw["auth_methods"]
     return ConnectOptions(
@@ -253,6 +273,7 @@ def mirror_options_from(kw: dict[str, Any]) -> MirrorOptions:
         excludes=tuple(kw["excludes"]),
         jobs=kw["jobs"],
         perms=not kw["no_perms"],
+        chmod=permission_rules(kw),
         manifest=None if kw["no_manifest"] else kw["manifest"],
         local_manifest=kw["local_manifest"],
         verify=kw["verify"],

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .chmod import parse_chmod
 from .errors import UsageError
 
 CONFIG_NAME = "sftpmirror.toml"
@@ -80,6 +81,16 @@ def _joined(value: Any, base: Path) -> str:
     return ",".join(_strings(value, base))
 
 
+def _chmod(value: Any, base: Path) -> str:
+    """rsync --chmod rules, checked here so a bad one is reported with its line."""
+    text = _str(value, base)
+    try:
+        parse_chmod(text)
+    except UsageError as e:
+        raise _Bad(e.message.removeprefix("--chmod ")) from None
+    return text
+
+
 def _path(value: Any, base: Path) -> Path:
     return base / Path(_str(value, base)).expanduser()
 
@@ -111,9 +122,9 @@ KEYS: dict[str, Key] = {
     "delete": Key(_bool, "delete", "delete what the source does not have"),
     "exclude": Key(_strings, "excludes", "gitignore-style patterns"),
     "jobs": Key(_int(1, 256), "jobs", "files in flight at once"),
-    "chmod": Key(_str, "chmod", "permission rules, rsync syntax (D755,F644)"),
-    "perms": Key(_bool, "perms", "copy local permission bits as they are"),
-    "no_perms": Key(_bool, "no_perms", "set no permission bits at all"),
+    "chmod": Key(_chmod, "chmod", "modes, rsync --chmod syntax (default D755,F644)"),
+    "perms": Key(_bool, "perms", "the source's permission bits as they are"),
+    "no_perms": Key(_bool, "no_perms", "set no permission bits (the server's defaults)"),
     "manifest": Key(_manifest, "manifest", "manifest path on the server, or false"),
     "local_manifest": Key(_path, "local_manifest", "keep the manifest in this local file"),
     "verify": Key(_bool, "verify", "hash remote files the manifest cannot vouch for"),
@@ -134,6 +145,7 @@ KEYS: dict[str, Key] = {
 }
 REQUIRED = ("url", "source")
 PASSWORD_KEYS = ("password_env", "password_file", "password_command")
+PERMS_KEYS = ("chmod", "perms", "no_perms")  # one choice: a flag sets aside the target's
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +239,8 @@ def _target(name: str, table: dict[str, Any], path: Path, lines: _Lines) -> Targ
     given = [k for k in PASSWORD_KEYS if KEYS[k].param in values]
     if len(given) > 1:
         raise lines.error(name, given[1], f"give one of {', '.join(PASSWORD_KEYS)}, not several")
+    if values.get("no_perms") and (values.get("perms") or "chmod" in values):
+        raise lines.error(name, "no_perms", "cannot go with perms or chmod")
     url = values.pop("remote")
     source = values.pop("local_dir")
     return Target(name, path, url, source, values)

@@ -170,8 +170,11 @@ class LocalTree:
         if not entry.path:
             await asyncio.to_thread(os.makedirs, path, exist_ok=True)
             return
+        if not perms:  # this machine's umask decides
+            await asyncio.to_thread(os.mkdir, path, 0o777)
+            return
         await asyncio.to_thread(os.mkdir, path, 0o700)
-        await asyncio.to_thread(os.chmod, path, (entry.mode & 0o777) if perms else 0o755)
+        await asyncio.to_thread(os.chmod, path, entry.mode & 0o777)
 
     async def set_attrs(self, entry: Entry, *, perms: bool) -> None:
         path = self._full(entry.path)
@@ -202,10 +205,11 @@ class LocalTree:
         directory, name = os.path.split(final)
         tmp = os.path.join(directory, temp_name(name))
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-        fd = await asyncio.to_thread(os.open, tmp, flags, 0o600)
+        fd = await asyncio.to_thread(os.open, tmp, flags, 0o600 if perms else 0o666)
         try:
             yield _Writer(fd)
-            os.fchmod(fd, (entry.mode & 0o777) if perms else 0o644)
+            if perms:
+                os.fchmod(fd, entry.mode & 0o777)
             os.utime(fd, (entry.mtime, entry.mtime))
         except BaseException:
             os.close(fd)

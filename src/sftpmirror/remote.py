@@ -223,11 +223,14 @@ class RemoteTree:
         final = self._full(entry.path)
         directory, name = posixpath.split(final)
         tmp = posixpath.join(directory, temp_name(name))
-        f = await self.sftp.open(tmp, "xb", asyncssh.SFTPAttrs(permissions=0o600))
+        # Private while it is partial; without perms, the server's default mode from the start.
+        initial = asyncssh.SFTPAttrs(permissions=0o600) if perms else asyncssh.SFTPAttrs()
+        f = await self.sftp.open(tmp, "xb", initial)
         try:
             yield f
             attrs = asyncssh.SFTPAttrs(atime=entry.mtime, mtime=entry.mtime)
-            attrs.permissions = entry.mode & 0o777 if perms else 0o644
+            if perms:
+                attrs.permissions = entry.mode & 0o777
             # Attributes and close in one round trip (answered in order, after the writes);
             # the rename waits for both, so a failure never puts the file in place.
             await asyncio.gather(f.setstat(attrs), f.close())

@@ -6,11 +6,12 @@ import os
 import random
 import shutil
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from click.testing import CliRunner, Result
 
+from sftpmirror.chmod import DEFAULT_RULES, ChmodRules
 from sftpmirror.cli import main
 from sftpmirror.manifest import DEFAULT_NAME as MANIFEST
 from tests.conftest import Target
@@ -93,13 +94,16 @@ def snapshot(root: Path, *, with_dir_mtime: bool = False) -> dict[str, Node]:
     return nodes
 
 
-def assert_same_tree(local: Path, remote: Path) -> None:
-    """Byte for byte, mode for mode, mtime for mtime; the manifest is not part of the site."""
-    a, b = snapshot(local), snapshot(remote)
+def assert_same_tree(source: Path, dest: Path, *, chmod: ChmodRules | None = DEFAULT_RULES) -> None:
+    """Byte for byte, mtime for mtime, and the mode ``chmod`` makes of the source's (the
+    default rules unless told; None: the source's own); the manifest is not part of the site."""
+    a, b = snapshot(source), snapshot(dest)
     a.pop(MANIFEST, None)
     b.pop(MANIFEST, None)
     assert sorted(a) == sorted(b), (
-        f"paths differ: only local {set(a) - set(b)}, only remote {set(b) - set(a)}"
+        f"paths differ: only in source {set(a) - set(b)}, only in dest {set(b) - set(a)}"
     )
-    for rel in a:
-        assert a[rel] == b[rel], f"{rel} differs: local {a[rel]!r:.200} remote {b[rel]!r:.200}"
+    for rel, node in a.items():
+        if chmod is not None and node.kind != "link":
+            node = replace(node, mode=chmod.apply(node.mode, is_dir=node.kind == "dir"))
+        assert node == b[rel], f"{rel} differs: source {node!r:.200} dest {b[rel]!r:.200}"

@@ -1008,7 +1008,7 @@ def push(root: Path, *, delete: bool = False, name: str = DEFAULT_NAME) -> Resul
     src = LocalTree(root / "src", follow_symlinks=True)
     dst = LocalTree(root / "dst", follow_symlinks=False)
     store = ManifestStore(dst, name)
-    options = MirrorOptions(delete=delete, jobs=2)
+    options = MirrorOptions(delete=delete, jobs=2, chmod=None)  # the source's modes
     return asyncio.run(
         mirror(src, dst, options, NullReporter(), manifest_store=store, manifest_side="dst")
     )
