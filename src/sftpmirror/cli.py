@@ -138,17 +138,18 @@ def _reporters(kw: dict[str, Any]) -> tuple[Reporter, AbstractContextManager[Any
     plain lines when not; only errors with --quiet. Warnings are kept for the JSON summary."""
     kept = _Warnings()
     machine = kw["as_json"] or kw["json_lines"]
-    verbose = (kw["verbose"] or kw["debug"]) and not machine
+    verbose = kw["verbose"] or kw["debug"]  # with JSON on stdout, the lines go to stderr
     reporters: list[Reporter] = [kept]
     live: AbstractContextManager[Any] = nullcontext()
     if kw["json_lines"]:
         reporters.append(JsonLinesReporter())
     if not kw["quiet"] and sys.stderr.isatty() and not kw["debug"]:
-        display = LiveReporter(verbose=verbose)
+        display = LiveReporter(verbose=verbose, stdout_free=not machine)
         reporters.append(display)
         live = display
     else:
-        reporters.append(TextReporter(verbose=verbose, quiet=kw["quiet"]))
+        out = sys.stderr if machine else sys.stdout
+        reporters.append(TextReporter(verbose=verbose, quiet=kw["quiet"], out=out))
     return Tee(*reporters), live, kept
 
 
@@ -209,7 +210,7 @@ def _mirror_command(
     debug = kw["debug"]
     _setup(debug)
     began = time.monotonic()
-    run: Run | None = None
+    run = Run(command)
     result: Result | None = None
     error: SftpMirrorError | None = None
     kept = _Warnings()

@@ -50,8 +50,11 @@ class LiveReporter(NullReporter):
     """One line: phase, bar (bytes when there are bytes to copy, else items), items done,
     bytes done, rate, time left, time spent."""
 
-    def __init__(self, *, verbose: bool = False, file: TextIO | None = None) -> None:
+    def __init__(
+        self, *, verbose: bool = False, stdout_free: bool = True, file: TextIO | None = None
+    ) -> None:
         self.verbose = verbose
+        self.stdout_free = stdout_free  # False: stdout carries JSON, action lines stay here
         self.console = Console(file=file, stderr=file is None, highlight=False)
         self.progress = Progress(
             TextColumn("[bold]{task.description:<20}"),
@@ -112,7 +115,7 @@ class LiveReporter(NullReporter):
         self._items()
         if not self.verbose:
             return
-        if sys.stdout.isatty():  # the same terminal: above the bars
+        if sys.stdout.isatty() or not self.stdout_free:  # above the bars
             self.console.print(escape(describe(action)))
         else:  # stdout is a pipe or file: the lines go there, as without a terminal
             print(describe(action), flush=True)

@@ -24,8 +24,8 @@ class Run:
     """What the CLI ran, for the JSON summary."""
 
     command: str
-    source: str
-    destination: str
+    source: str | None = None  # None: the run stopped before its arguments were resolved
+    destination: str | None = None
     target: str | None = None
 
 
