@@ -12,7 +12,7 @@ import hashlib
 import posixpath
 import stat
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 import asyncssh
 
@@ -20,6 +20,7 @@ from .concurrency import run_pool, task_group
 from .errors import RemoteError
 from .manifest import HASH_CHUNK
 from .model import Entry, Kind, Listing
+from .sftp_pipeline import Spawn, WriteAhead, list_directory
 from .tree import Excludes, FileReader, FileWriter, Names, is_temp, read_chunks, temp_name
 
 SCAN_CONCURRENCY = 128
@@ -118,7 +119,7 @@ class RemoteTree:
 
             async def list_dir(rel_dir: str) -> None:
                 async with limit:
-                    names = await self._readdir(rel_dir)
+                    names = await self._readdir(rel_dir, group.create_task)
                 seen: set[str] = set()
                 for name in names:
                     if name.filename in (".", ".."):
@@ -140,9 +141,9 @@ class RemoteTree:
             group.create_task(list_dir(""))
         return listing
 
-    async def _readdir(self, rel_dir: str) -> list[asyncssh.SFTPName]:
+    async def _readdir(self, rel_dir: str, spawn: Spawn) -> list[asyncssh.SFTPName]:
         try:
-            return [name async for name in self.sftp.scandir(self._full(rel_dir))]
+            return await list_directory(self.sftp, self._full(rel_dir), spawn)
         except asyncssh.SFTPError as e:
             raise RemoteError(
                 f"cannot list {self._full(rel_dir)}: {describe_sftp_error(e)}"
@@ -226,16 +227,23 @@ class RemoteTree:
         # Private while it is partial; without perms, the server's default mode from the start.
         initial = asyncssh.SFTPAttrs(permissions=0o600) if perms else asyncssh.SFTPAttrs()
         f = await self.sftp.open(tmp, "xb", initial)
+        writer = WriteAhead(f)
         try:
-            yield f
+            yield writer
             attrs = asyncssh.SFTPAttrs(atime=entry.mtime, mtime=entry.mtime)
             if perms:
                 attrs.permissions = entry.mode & 0o777
-            # Attributes and close in one round trip (answered in order, after the writes);
-            # the rename waits for both, so a failure never puts the file in place.
-            await asyncio.gather(f.setstat(attrs), f.close())
+            # The last write, the attributes and the close in one round trip (answered in
+            # order); the rename waits for all three, so a failure never puts the file in place.
+            answers = await asyncio.gather(
+                writer.flush(), f.setstat(attrs), f.close(), return_exceptions=True
+            )
+            for answer in answers:
+                if isinstance(answer, BaseException):
+                    raise answer
             await self._rename(tmp, final)
         except BaseException as exc:
+            await asyncio.shield(writer.abandon())
             await asyncio.shield(self._discard(f, tmp))
             if isinstance(exc, asyncssh.SFTPFailure | asyncssh.SFTPNoSpaceOnFilesystem):
                 free = await free_space(self.sftp, directory)
@@ -248,11 +256,11 @@ class RemoteTree:
             raise
 
     async def _discard(self, f: asyncssh.SFTPClientFile, tmp: str) -> None:
-        try:
+        # If the connection is gone, the next run sweeps the temporary file.
+        with suppress(asyncssh.Error, OSError):
             await f.close()
+        with suppress(asyncssh.Error, OSError):
             await self.sftp.remove(tmp)
-        except (asyncssh.Error, OSError):
-            pass  # the connection is gone; the next run sweeps the temporary file
 
     async def _rename(self, tmp: str, final: str) -> None:
         if self._posix_rename:

@@ -43,7 +43,10 @@ async def read_chunks(reader: FileReader, size: int) -> AsyncIterator[bytes]:
 
 
 class FileWriter(Protocol):
-    async def write(self, data: bytes, offset: int) -> int: ...
+    async def write(self, data: bytes, offset: int) -> int:
+        """Write at ``offset``. An error may surface at the next write or at the close: the
+        data is known written only when ``open_write()``'s block has exited."""
+        ...
 
 
 class Tree(Protocol):

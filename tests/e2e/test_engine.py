@@ -206,3 +206,24 @@ def test_debug_trace_never_shows_the_password(target: Target, tmp_path: Path) ->
     assert result.exit_code == 4
     assert "Traceback" in result.output
     assert wrong not in result.output
+
+
+def test_a_directory_of_many_names_is_listed_whole(target: Target, tmp_path: Path) -> None:
+    # sftp-server answers a READDIR with at most 100 names; the listing asks two at a time
+    site = tmp_path / "site"
+    (site / "big").mkdir(parents=True)
+    for i in range(1234):
+        (site / "big" / f"page-{i:04}.html").write_text(f"page {i}\n")
+    assert run_cli("push", str(site), target.url(), target=target).exit_code == 0
+    for i in range(7):
+        (target.disk / "big" / f"extra-{i}.html").write_text("extra\n")
+
+    result = run_cli("push", "--delete", "-n", str(site), target.url(), target=target)
+    assert result.exit_code == 0, result.output
+    deleted = re.findall(r"^delete\s+big/(\S+)", result.output, re.MULTILINE)
+    assert sorted(deleted) == [f"extra-{i}.html" for i in range(7)]
+    assert "copy" not in result.output
+
+    back = tmp_path / "back"
+    assert run_cli("pull", target.url(), str(back), target=target).exit_code == 0
+    assert len(list((back / "big").iterdir())) == 1234 + 7

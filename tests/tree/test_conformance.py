@@ -418,7 +418,11 @@ def test_open_write_is_invisible_until_exit(tree_env: TreeEnv, rel: str, existin
     assert temps[0].startswith(TEMP_PREFIX)
     assert temps[0].endswith(TEMP_SUFFIX)
     assert name in temps[0]
-    assert seen["temp data"] == data  # the writes went to the hidden temporary file
+    # the writes went to the hidden temporary file; the last one may still be in flight
+    # (RemoteTree answers for it with the close), every earlier one has landed
+    temp_data = seen["temp data"]
+    assert isinstance(temp_data, bytes)
+    assert temp_data in (data[:60_000], data), len(temp_data)
     assert seen["after"] == data
     assert tree_env.temp_files(directory) == []
 
