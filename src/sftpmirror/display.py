@@ -23,13 +23,12 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 from rich.text import Text
 
 from .model import Action, Plan
 from .plan import describe
-from .progress import PHASE_TITLES, NullReporter
+from .progress import PHASE_TITLES, NullReporter, human
 
 
 class _BytesOnly(ProgressColumn):
@@ -44,6 +43,14 @@ class _BytesOnly(ProgressColumn):
             return Text("")
         rendered = self.column.render(task)
         return rendered if isinstance(rendered, Text) else Text(str(rendered))
+
+
+class _Rate(ProgressColumn):
+    """The rate in the summary line's units (KiB/s, MiB/s), not rich's decimal MB/s."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{human(speed)}/s", style="progress.data.speed")
 
 
 class LiveReporter(NullReporter):
@@ -61,7 +68,7 @@ class LiveReporter(NullReporter):
             BarColumn(bar_width=30),
             TextColumn("{task.fields[items]}"),
             _BytesOnly(DownloadColumn(binary_units=True)),
-            _BytesOnly(TransferSpeedColumn()),
+            _BytesOnly(_Rate()),
             TimeRemainingColumn(),
             TimeElapsedColumn(),
             console=self.console,

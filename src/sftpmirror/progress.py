@@ -31,8 +31,8 @@ PHASE_TITLES = {
     "sweep": "removing leftovers",
     "clear": "clearing the way",
     "mkdir": "making directories",
-    "assets": "uploading",
-    "pages": "uploading pages",
+    "assets": "copying files",  # the same words for push and pull
+    "pages": "copying pages",
     "attrs": "setting attributes",
     "delete": "deleting",
     "rmdir": "removing directories",

@@ -61,7 +61,7 @@ def test_push_sync_and_pull_sync(target: Target, tmp_path: Path) -> None:
     assert copies == 11
     assert result.summary().startswith(f"done: 8 mkdir, {copies} copy; "), result.summary()
     assert "copy     index.html  (new file)" in out.getvalue()
-    assert "sftpmirror: uploading" in err.getvalue()
+    assert "sftpmirror: copying files" in err.getvalue()
     summary = result.as_json()
     assert summary["schema"] == SCHEMA
     assert summary["done"]["copy"] == copies

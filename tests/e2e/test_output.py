@@ -220,7 +220,7 @@ def test_plain_lines_when_stderr_is_not_a_terminal(target: Target, tmp_path: Pat
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines()
     assert lines[:3] == ["sftpmirror: connecting", "sftpmirror: scanning", "sftpmirror: comparing"]
-    assert "sftpmirror: uploading pages: 6 item(s) (82 B)" in lines
+    assert "sftpmirror: copying pages: 6 item(s) (82 B)" in lines
     assert "\x1b[" not in result.stderr
     summary = result.stdout.strip().splitlines()[-1]
     assert re.fullmatch(
@@ -278,9 +278,11 @@ def test_live_display_on_a_terminal(target: Target, tmp_path: Path) -> None:
     Seen.outputs += [stdout, terminal]
     assert status == 0, terminal
     assert "\x1b[?25l" in terminal  # the live display hides the cursor while it draws
-    assert "uploading pages" in terminal
+    assert "copying pages" in terminal
     assert re.search(r"\d+/\d+ items", terminal), terminal
     assert re.search(r"\d+(\.\d)?/\d+(\.\d)? KiB", terminal), terminal  # bytes done/total
+    assert re.search(r"\d+(\.\d)? [KM]iB/s", terminal), terminal  # the summary line's units
+    assert "MB/s" not in terminal and "kB/s" not in terminal
     assert "sftpmirror: connecting" not in terminal  # no plain lines under the live one
     assert stdout.startswith("done: 8 mkdir, 11 copy; ")
 
