@@ -8,10 +8,11 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable, Coroutine
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,7 +30,7 @@ from .config import CONFIG_NAME, Config, find_config, load_config, starter_confi
 from .display import LiveReporter
 from .doctor import doctor as run_doctor
 from .doctor import render
-from .errors import ExitStatus, SftpMirrorError, UsageError
+from .errors import ExitStatus, Interrupted, SftpMirrorError, UsageError
 from .plan import describe
 from .progress import JsonLinesReporter, NullReporter, Reporter, Tee, TextReporter
 from .server import DEFAULT_USER, ServerConfig, generate_password, serve
@@ -114,7 +115,44 @@ def _setup(debug: bool) -> None:
         asyncssh.set_debug_level(2)
 
 
-@click.group(name="sftpmirror", context_settings={"help_option_names": ["-h", "--help"]})
+@contextmanager
+def _sigterm_as_sigint() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled, ``kill``) stops a run the way Ctrl-C does: the running
+    transfers are cancelled, their temporary files removed, and the exit status is 130."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Main(click.Group):
+    """The command group; a usage error click finds in ``push``/``pull`` arguments still
+    gives the ``--json`` object on stdout, so a CI job can always parse it."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["sftpmirror.argv"] = list(args)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as e:
+            argv: list[str] = ctx.meta.get("sftpmirror.argv", [])
+            flags = argv[1 : argv.index("--")] if "--" in argv else argv[1:]
+            lines = "--json-lines" in flags
+            if argv and argv[0] in ("push", "pull") and (lines or "--json" in flags):
+                error = UsageError(e.format_message())
+                obj = summary_object(None, run=Run(argv[0]), error=error)
+                obj = {"event": "summary", **obj} if lines else obj
+                click.echo(json.dumps(obj, indent=None if lines else 2))
+            raise
+
+
+@click.group(name="sftpmirror", cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sftpmirror")
 def main() -> None:
     """Mirror a directory to, or from, a server you can only reach over SFTP.
@@ -220,14 +258,14 @@ def _mirror_command(
         run = Run(command, source, dest, target)
         reporter, live, kept = _reporters(kw)
         coro = runner(local, remote, mirror_options_from(kw), connect_options(kw), reporter)
-        with live:
+        with live, _sigterm_as_sigint():
             result = asyncio.run(coro)
         status = exit_status(result)
     except SftpMirrorError as e:
         error, status = e, _die(e, debug)
     except KeyboardInterrupt:
-        click.echo("sftpmirror: interrupted", err=True)
-        status = int(ExitStatus.INTERRUPTED)
+        error = Interrupted("interrupted", hint="a new run picks up where this one stopped")
+        status = _die(error, debug)
     elapsed = time.monotonic() - began
     if kw["as_json"] or kw["json_lines"]:
         obj = summary_object(

@@ -6,7 +6,9 @@
     │   └── HostKeyError            exit 3   unknown or changed host key
     ├── AuthError                   exit 4   login refused
     ├── RemoteError                 exit 5   the server refused an SFTP operation we cannot skip
-    └── SafetyError                 exit 6   refused because it could lose data
+    ├── SafetyError                 exit 6   refused because it could lose data
+    └── Interrupted                 exit 130 Ctrl-C or SIGTERM (the CLI's; the library raises
+                                             KeyboardInterrupt)
 
 ``message`` is the one line the CLI prints; ``details`` (evidence, fixes) and ``hint`` follow it.
 Per-file failures are not exceptions that escape: execute() records them in the Report and the
@@ -79,3 +81,9 @@ class SafetyError(SftpMirrorError):
     """Refused because going on could lose data."""
 
     exit_status = ExitStatus.SAFETY
+
+
+class Interrupted(SftpMirrorError):
+    """Stopped by Ctrl-C or SIGTERM: what was done stays, nothing is left half-written."""
+
+    exit_status = ExitStatus.INTERRUPTED

@@ -83,6 +83,7 @@ def summary_object(
         "not_run": 0,
         "warnings": list(warnings or ()),
         "actions": [],
+        "conflicts": [],
         "error": None,
         "summary": None,
     }
@@ -102,6 +103,7 @@ def summary_object(
             "not_run": report.not_run,
             "summary": summary_line(result, elapsed),
         }
+        out["conflicts"] = [action_fields(a) for a in plan.conflicts]
         if report.dry_run:
             out["actions"] = [action_fields(a) for a in plan.actions()]
     if error is not None:

@@ -5,6 +5,7 @@ OpenSSH's log."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -173,24 +174,29 @@ class SlowWrites(asyncssh.SFTPServer):
         return result if isinstance(result, int) else await result
 
 
-def test_interrupt_exits_130_and_leaves_no_partial_file(tmp_path: Path, state_dir: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_exits_130_and_leaves_no_partial_file(
+    tmp_path: Path, state_dir: Path, sig: signal.Signals
+) -> None:
     site = tmp_path / "site"
     site.mkdir()
     (site / "big.bin").write_bytes(os.urandom(8 << 20))
     with embedded_server(tmp_path, state_dir, SlowWrites) as target:
         (target.disk / "big.bin").write_bytes(b"the old version")
         env = {"SFTPMIRROR_PASSWORD": target.password, "PATH": "/usr/bin:/bin"}
-        cmd = [sys.executable, "-m", "sftpmirror", "push", str(site), target.url()]
+        cmd = [sys.executable, "-m", "sftpmirror", "push", "--json", str(site), target.url()]
         cmd += ["--known-hosts", str(target.known_hosts)]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 20
         while not list(target.disk.glob(".sftpmirror.*")) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert list(target.disk.glob(".sftpmirror.*")), "the upload never started"
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=20)
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=20)
         assert proc.returncode == 130, stderr
-        assert b"interrupted" in stderr
+        assert b"\nsftpmirror: error: interrupted\n" in stderr, stderr
+        obj = json.loads(stdout)  # a CI job cancelled mid-deploy still gets its summary object
+        assert (obj["exit_code"], obj["error"]["kind"]) == (130, "Interrupted")
         assert (target.disk / "big.bin").read_bytes() == b"the old version"
         assert list(target.disk.glob(".sftpmirror.*")) == []
 

@@ -191,6 +191,40 @@ def test_json_when_the_arguments_are_wrong(embedded: Target, tmp_path: Path) -> 
     assert obj["error"]["kind"] == "UsageError"
 
 
+def test_json_when_click_refuses_the_arguments(embedded: Target, tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site")
+    for flag in ("--json", "--json-lines"):
+        result = cli("push", flag, "--jobs", "0", str(site), embedded.url(), target=embedded)
+        assert result.exit_code == ExitStatus.USAGE, result.output
+        obj = json.loads(result.stdout)
+        assert obj.pop("event", None) == ("summary" if flag == "--json-lines" else None)
+        assert (flag == "--json-lines") is (result.stdout.count("\n") == 1)
+        check_summary(obj, 2)
+        assert obj["command"] == "push"
+        assert obj["error"]["kind"] == "UsageError"
+        assert "'--jobs': 0 is not in the range" in obj["error"]["message"]
+        assert "Error: Invalid value" in result.stderr  # click's own message, as without JSON
+    result = cli("push", "--bogus", str(site), embedded.url(), target=embedded)
+    assert result.exit_code == ExitStatus.USAGE
+    assert result.stdout == ""  # no JSON unless asked for
+
+
+def test_json_names_the_conflicts(target: Target, tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site")
+    (target.disk / "index.html").mkdir()  # a directory where the source has a page
+    for dry_run in (["-n"], []):
+        result = cli("push", "--json", *dry_run, str(site), target.url(), target=target)
+        obj = json.loads(result.stdout)
+        check_summary(obj, result.exit_code)
+        assert [(c["op"], c["path"], c["kind"]) for c in obj["conflicts"]] == [
+            ("copy", "index.html", "file")
+        ]
+        assert "use --delete to replace it" in obj["conflicts"][0]["reason"]
+    assert result.exit_code == ExitStatus.FAILED_ITEMS
+    assert [f["path"] for f in obj["failures"]] == ["index.html"]
+    assert (target.disk / "index.html").is_dir()
+
+
 def test_json_lines_one_event_per_action(target: Target, tmp_path: Path) -> None:
     site = make_site(tmp_path / "site")
     (target.disk / "stale.html").write_text("x")
@@ -282,7 +316,8 @@ def test_live_display_on_a_terminal(target: Target, tmp_path: Path) -> None:
     assert re.search(r"\d+/\d+ items", terminal), terminal
     assert re.search(r"\d+(\.\d)?/\d+(\.\d)? KiB", terminal), terminal  # bytes done/total
     assert re.search(r"\d+(\.\d)? [KM]iB/s", terminal), terminal  # the summary line's units
-    assert "MB/s" not in terminal and "kB/s" not in terminal
+    assert "MB/s" not in terminal
+    assert "kB/s" not in terminal
     assert "sftpmirror: connecting" not in terminal  # no plain lines under the live one
     assert stdout.startswith("done: 8 mkdir, 11 copy; ")
 

@@ -9,6 +9,7 @@ from sftpmirror.errors import (
     ConnectError,
     ExitStatus,
     HostKeyError,
+    Interrupted,
     RemoteError,
     SafetyError,
     SftpMirrorError,
@@ -26,6 +27,7 @@ from sftpmirror.errors import (
         pytest.param(AuthError, 4, SftpMirrorError, id="auth"),
         pytest.param(RemoteError, 5, SftpMirrorError, id="remote"),
         pytest.param(SafetyError, 6, SftpMirrorError, id="safety"),
+        pytest.param(Interrupted, 130, SftpMirrorError, id="interrupted"),
     ],
 )
 def test_exit_status(cls: type[SftpMirrorError], status: int, parent: type[Exception]) -> None:
