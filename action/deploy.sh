@@ -7,7 +7,8 @@
 #   INPUT_TARGET       or a target of sftpmirror.toml (exactly one of the two)
 #   INPUT_SOURCE       local directory (default public; with a target, the target's source)
 #   INPUT_KNOWN_HOSTS  content of a known_hosts file (required with INPUT_URL)
-#   INPUT_DELETE       true / false / empty (--delete / --no-delete / the target decides)
+#   INPUT_DELETE       true / false / empty (--delete / --no-delete / with url --delete, with
+#                      a target what its delete key says)
 #   INPUT_DRY_RUN      true / false
 #   INPUT_ARGS         more sftpmirror flags, split like a shell would
 #   INPUT_CONFIG       sftpmirror.toml to read (default: the nearest one up from here)
@@ -65,6 +66,7 @@ if [[ -n ${known_hosts//[[:space:]]/} ]]; then
   chmod 600 "$work/known_hosts"
   cmd+=(--known-hosts "$work/known_hosts")
 fi
+if [[ -z $delete && -n $url ]]; then delete=true; fi  # lftp mirror -Rev's habit
 case $delete in
   true) cmd+=(--delete) ;;
   false) cmd+=(--no-delete) ;;

@@ -222,6 +222,22 @@ def test_delete_by_default_and_not_when_false(openssh: Target, tmp_path: Path) -
     assert_same_tree(site, openssh.disk)
 
 
+def test_with_a_target_its_delete_key_decides(openssh: Target, tmp_path: Path) -> None:
+    site = make_site(tmp_path / "public")
+    stale = openssh.disk / "stale.html"
+    stale.write_text("old page\n")
+    shutil.chown(stale, openssh.user, openssh.user)
+    for delete, kept in (("false", True), ("true", False)):
+        (tmp_path / "sftpmirror.toml").write_text(
+            f'[targets.production]\nurl = "{openssh.url()}"\nsource = "public"\n'
+            f'known_hosts = "{openssh.known_hosts}"\ndelete = {delete}\n'
+        )
+        result = deploy(tmp_path, None, openssh.password, target="production")
+        assert result.code == 0, result.stderr
+        assert stale.exists() is kept
+    assert_same_tree(site, openssh.disk)
+
+
 def test_target_of_sftpmirror_toml_and_extra_args(openssh: Target, tmp_path: Path) -> None:
     site = make_site(tmp_path / "build")
     (site / "js" / "app.js.map").write_text("{}")
