@@ -17,6 +17,7 @@ from typing import Any
 from . import chmod, manifest
 from .auth import ConnectOptions
 from .chmod import DEFAULT_RULES, ChmodRules
+from .concurrency import task_group
 from .errors import ConnectError, RemoteError, SftpMirrorError, UsageError
 from .guards import DeleteLimits, check_deletes
 from .local import LocalTree
@@ -94,7 +95,18 @@ async def mirror(
     excludes = Excludes(options.excludes, frozenset({inside}) if inside else frozenset())
     began = time.monotonic()
     reporter.phase("scanning")
-    src_listing, dst_listing = await asyncio.gather(src.scan(excludes), dst.scan(excludes))
+    # Both scans and the manifest's read at once; the local files the manifest knows are
+    # hashed (in threads) while the remote tree is still being listed.
+    loaded: asyncio.Task[tuple[Manifest | None, str | None]] | None = None
+    async with task_group() as group:
+        src_scan = group.create_task(src.scan(excludes))
+        dst_scan = group.create_task(dst.scan(excludes))
+        if manifest_store is not None:
+            loaded = group.create_task(manifest_store.load())
+            local, scan = (src, src_scan) if manifest_side == "dst" else (dst, dst_scan)
+            if local.cheap_hashes:
+                group.create_task(_hash_ahead(local, scan, loaded))
+    src_listing, dst_listing = src_scan.result(), dst_scan.result()
     log.debug(
         "scanned %d + %d entries in %.2fs",
         len(src_listing.entries), len(dst_listing.entries), time.monotonic() - began,
@@ -106,9 +118,13 @@ async def mirror(
     reporter.phase("comparing")
     store = manifest_store if manifest_side == "dst" else None  # the one this run rewrites
     old: Manifest | None = None
-    if manifest_store is not None:
+    if loaded is not None:
         remote_listing = dst_listing if manifest_side == "dst" else src_listing
-        old = await _load_manifest(manifest_store, remote_listing, reporter)
+        old, why = loaded.result()
+        if old is not None:
+            manifest.apply(remote_listing, old)
+        elif why and remote_listing.root_exists:
+            reporter.warning(why)
     began = time.monotonic()
     await fill_hashes(
         src, src_listing, dst, dst_listing, all_source=store is not None, verify=options.verify
@@ -142,16 +158,27 @@ async def mirror(
     return Result(the_plan, report)
 
 
-async def _load_manifest(
-    store: ManifestStore, remote_listing: Listing, reporter: Reporter
-) -> Manifest | None:
-    """Read the manifest and vouch with it for the remote listing's unchanged files."""
-    old, why = await store.load()
-    if old is not None:
-        manifest.apply(remote_listing, old)
-    elif why and remote_listing.root_exists:
-        reporter.warning(why)
-    return old
+async def _hash_ahead(
+    local: Tree,
+    scan: asyncio.Task[Listing],
+    loaded: asyncio.Task[tuple[Manifest | None, str | None]],
+) -> None:
+    """Hash the local files the manifest records at the same size: the comparison will need
+    them (they are the ones that can be unchanged), and the remote listing is still coming."""
+    listing = await asyncio.shield(scan)
+    old, _ = await asyncio.shield(loaded)
+    if old is None:
+        return
+    wanted = [
+        path
+        for path, entry in listing.entries.items()
+        if entry.kind is Kind.FILE
+        and entry.sha256 is None
+        and (record := old.files.get(path)) is not None
+        and record.size == entry.size
+    ]
+    for path, digest in (await local.hash_files(wanted)).items():
+        listing.entries[path] = dataclasses.replace(listing.entries[path], sha256=digest)
 
 
 async def fill_hashes(

@@ -105,21 +105,13 @@ class RemoteTree:
 
     async def scan(self, excludes: Excludes) -> Listing:
         listing = Listing()
-        try:
-            attrs = await self.sftp.stat(self._full(""))
-        except asyncssh.SFTPNoSuchFile:
-            listing.root_exists = False
-            return listing
-        except asyncssh.SFTPError as e:
-            raise RemoteError(f"{self.label}: {describe_sftp_error(e)}") from None
-        if not stat.S_ISDIR(attrs.permissions or 0):
-            raise RemoteError(f"{self.label}: not a directory")
         limit = asyncio.Semaphore(SCAN_CONCURRENCY)
         async with task_group() as group:
 
-            async def list_dir(rel_dir: str) -> None:
-                async with limit:
-                    names = await self._readdir(rel_dir, group.create_task)
+            async def list_dir(rel_dir: str, names: list[asyncssh.SFTPName] | None = None) -> None:
+                if names is None:
+                    async with limit:
+                        names = await self._readdir(rel_dir, group.create_task)
                 seen: set[str] = set()
                 for name in names:
                     if name.filename in (".", ".."):
@@ -138,7 +130,25 @@ class RemoteTree:
                     if child.kind is Kind.DIR:
                         group.create_task(list_dir(child.path))
 
-            group.create_task(list_dir(""))
+            # The root's stat (does it exist, is it a directory?) and its listing go out
+            # together: one round trip, not two.
+            attrs, names = await asyncio.gather(
+                self.sftp.stat(self._full("")),
+                self._readdir("", group.create_task),
+                return_exceptions=True,
+            )
+            if isinstance(attrs, asyncssh.SFTPNoSuchFile):
+                listing.root_exists = False
+                return listing
+            if isinstance(attrs, asyncssh.SFTPError):
+                raise RemoteError(f"{self.label}: {describe_sftp_error(attrs)}")
+            if isinstance(attrs, BaseException):
+                raise attrs
+            if not stat.S_ISDIR(attrs.permissions or 0):
+                raise RemoteError(f"{self.label}: not a directory")
+            if isinstance(names, BaseException):
+                raise names
+            await list_dir("", names)
         return listing
 
     async def _readdir(self, rel_dir: str, spawn: Spawn) -> list[asyncssh.SFTPName]:

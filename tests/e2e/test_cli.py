@@ -225,3 +225,17 @@ def test_swapped_arguments_suggest_the_other_command(tmp_path: Path) -> None:
     result = run_cli("pull", str(tmp_path), "u@127.0.0.1:x", password="x")
     assert result.exit_code == 2
     assert "did you mean push?" in result.output
+
+
+def test_a_destination_that_is_a_file_is_refused(target: Target, tmp_path: Path) -> None:
+    # The root's stat and its listing go out together; the stat's answer decides.
+    site = make_site(tmp_path / "site")
+    (target.disk / "page.html").write_text("a page, not a directory\n")
+    result = run_cli("push", str(site), target.url(f"{target.path}/page.html"), target=target)
+    assert result.exit_code == 5, result.output
+    assert "page.html: not a directory" in result.output
+    assert (target.disk / "page.html").read_text() == "a page, not a directory\n"
+    missing = target.url(f"{target.path}/new/site")  # missing, its parent too: made
+    result = run_cli("push", str(site), missing, target=target)
+    assert result.exit_code == 0, result.output
+    assert_same_tree(site, target.disk / "new" / "site")
