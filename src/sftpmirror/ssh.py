@@ -24,6 +24,7 @@ from .errors import ConnectError, UsageError
 from .hostkeys import HostKeyCheck
 from .login import LoginClient, LoginTrace, OfferedKey, PasswordSource, gather_keys
 from .url import RemoteSpec
+from .write_batching import batch_writes
 
 KEEPALIVE_INTERVAL = 15
 KEEPALIVE_COUNT_MAX = 4
@@ -148,6 +149,7 @@ async def connect(
     finally:
         if agent is not None:
             agent.close()
+    batch_writes(conn)
     try:
         yield conn
     finally:
