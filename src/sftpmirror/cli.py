@@ -92,8 +92,7 @@ def _run(coro: Coroutine[Any, Any, T], debug: bool) -> tuple[T | None, int]:
     except SftpMirrorError as e:
         return None, _die(e, debug)
     except KeyboardInterrupt:
-        click.echo("sftpmirror: interrupted", err=True)
-        return None, int(ExitStatus.INTERRUPTED)
+        return None, _die(Interrupted("interrupted"), debug)
 
 
 class _StderrHandler(logging.Handler):
@@ -146,10 +145,16 @@ class _Main(click.Group):
             lines = "--json-lines" in flags
             if argv and argv[0] in ("push", "pull") and (lines or "--json" in flags):
                 error = UsageError(e.format_message())
-                obj = summary_object(None, run=Run(argv[0]), error=error)
-                obj = {"event": "summary", **obj} if lines else obj
-                click.echo(json.dumps(obj, indent=None if lines else 2))
+                _echo_summary(summary_object(None, run=Run(argv[0]), error=error), lines=lines)
             raise
+
+
+def _echo_summary(obj: dict[str, Any], *, lines: bool) -> None:
+    """The summary object on stdout: indented for --json, the last event for --json-lines."""
+    if lines:
+        click.echo(json.dumps({"event": "summary", **obj}))
+    else:
+        click.echo(json.dumps(obj, indent=2))
 
 
 @click.group(name="sftpmirror", cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
@@ -272,9 +277,7 @@ def _mirror_command(
             result, run=run, elapsed=elapsed, warnings=kept.messages, error=error,
             exit_code=status,
         )  # fmt: skip
-        if kw["json_lines"]:
-            obj = {"event": "summary", **obj}
-        click.echo(json.dumps(obj, indent=None if kw["json_lines"] else 2))
+        _echo_summary(obj, lines=kw["json_lines"])
         if result is not None and not kw["quiet"]:
             click.echo(summary_line(result, elapsed), err=True)
     elif result is not None:

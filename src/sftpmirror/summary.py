@@ -101,9 +101,9 @@ def summary_object(
                 {"op": f.op.value, "path": f.path, "message": f.message} for f in report.failures
             ],
             "not_run": report.not_run,
+            "conflicts": [action_fields(a) for a in plan.conflicts],
             "summary": summary_line(result, elapsed),
         }
-        out["conflicts"] = [action_fields(a) for a in plan.conflicts]
         if report.dry_run:
             out["actions"] = [action_fields(a) for a in plan.actions()]
     if error is not None:
