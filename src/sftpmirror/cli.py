@@ -27,7 +27,6 @@ from .cli_options import apply_target, connect_options, mirror_options, mirror_o
 from .cli_options import connection_options as connection_options
 from .cli_sshd import sshd as sshd_group
 from .config import CONFIG_NAME, Config, find_config, load_config, starter_config
-from .display import LiveReporter
 from .doctor import doctor as run_doctor
 from .doctor import render
 from .errors import ExitStatus, Interrupted, SftpMirrorError, UsageError
@@ -187,6 +186,8 @@ def _reporters(kw: dict[str, Any]) -> tuple[Reporter, AbstractContextManager[Any
     if kw["json_lines"]:
         reporters.append(JsonLinesReporter())
     if not kw["quiet"] and sys.stderr.isatty() and not kw["debug"]:
+        from .display import LiveReporter  # rich costs 30 ms to import; only terminals need it
+
         display = LiveReporter(verbose=verbose, stdout_free=not machine)
         reporters.append(display)
         live = display

@@ -22,6 +22,7 @@ from .auth import PUBLICKEY, ConnectOptions, method_order
 from .diagnose import auth_failure, connect_failure, no_sftp
 from .errors import ConnectError, UsageError
 from .hostkeys import HostKeyCheck
+from .lean_packets import lean_sftp, quiet_packet_logs, skip_ignore_packets
 from .login import LoginClient, LoginTrace, OfferedKey, PasswordSource, gather_keys
 from .url import RemoteSpec
 from .write_batching import batch_writes
@@ -150,6 +151,8 @@ async def connect(
         if agent is not None:
             agent.close()
     batch_writes(conn)
+    skip_ignore_packets(conn)
+    quiet_packet_logs(conn)
     try:
         yield conn
     finally:
@@ -166,6 +169,7 @@ async def open_sftp(conn: asyncssh.SSHClientConnection) -> AsyncIterator[asyncss
         raise no_sftp(where, e.reason or type(e).__name__) from None
     except asyncssh.Error as e:
         raise ConnectError(f"SFTP session failed: {e.reason}") from None
+    lean_sftp(sftp)
     try:
         yield sftp
     finally:
