@@ -12,8 +12,9 @@ import asyncio
 import errno
 import os
 import stat
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from .model import Entry, Kind, Listing
 from .tree import Excludes, FileReader, FileWriter, Names, is_temp, temp_name
 
 HASH_THREADS = min(8, (os.cpu_count() or 1) * 2)
-HASH_BATCH = 1024
+POOL_FROM = 1 << 20  # files this large are hashed in the pool, smaller ones in one thread
 
 
 class _Reader:
@@ -60,21 +61,40 @@ class LocalTree:
         self.names = Names()
 
     async def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
-        """Hash in a thread pool (hashlib releases the GIL), streaming each file."""
+        """Hash off the event loop, streaming each file; big files in parallel threads."""
         return await asyncio.to_thread(self._hash_files, list(paths))
 
     def _hash_files(self, paths: list[str]) -> dict[str, str]:
+        """Small files one after the other in this thread: handing each to a pool cost three
+        times the CPU (0.17 s against 0.06 s for a 1,281-file site), all of it under the GIL
+        the event loop needs. Big files go to the pool, where hashlib runs without the GIL."""
+        hashes: dict[str, str] = {}
+        pending: deque[Future[tuple[str, str | None]]] = deque()
+
         def one(path: str) -> tuple[str, str | None]:
             try:
                 return path, sha256_file(self._full(path))
             except OSError:
                 return path, None
 
-        hashes: dict[str, str] = {}
+        def keep(path: str, digest: str | None) -> None:
+            if digest is not None:
+                hashes[path] = digest
+
         with ThreadPoolExecutor(max_workers=HASH_THREADS) as pool:
-            for start in range(0, len(paths), HASH_BATCH):  # map() would queue every path at once
-                batch = paths[start : start + HASH_BATCH]
-                hashes.update((p, h) for p, h in pool.map(one, batch) if h is not None)
+            for path in paths:
+                try:
+                    big = os.stat(self._full(path)).st_size >= POOL_FROM
+                except OSError:
+                    continue
+                if not big:
+                    keep(*one(path))
+                    continue
+                pending.append(pool.submit(one, path))
+                if len(pending) >= 2 * HASH_THREADS:  # bounded: never a future per file
+                    keep(*pending.popleft().result())
+            while pending:
+                keep(*pending.popleft().result())
         return hashes
 
     def _full(self, path: str) -> str:
