@@ -441,6 +441,7 @@ def running_sshd(
     extra_match: str = "",
     authorized_keys: Sequence[str] = (),
     match_block: Callable[[Path], str] | None = None,
+    max_open_files: int | None = None,
 ) -> Iterator[SshdInfo]:
     """Start sshd on a free 127.0.0.1 port with a chrooted SFTP-only *user*.
 
@@ -450,6 +451,8 @@ def running_sshd(
     for *user* (kept outside the chroot, where StrictModes is satisfied).
     *match_block*, given the chroot's path, returns the text that replaces the generated
     ``Match User`` block (and with it every per-user setting above).
+    *max_open_files* caps sshd's file descriptors (``prlimit``; its sessions inherit it), as a
+    host with a low ``LimitNOFILE`` would.
     """
     _require_root("running_sshd")
     sshd = ensure_sshd()
@@ -509,8 +512,9 @@ def running_sshd(
             if check.returncode != 0:
                 raise RuntimeError(f"sshd rejected {config}:\n{check.stderr}{check.stdout}")
             log.unlink(missing_ok=True)
+            limit = ["prlimit", f"--nofile={max_open_files}", "--"] if max_open_files else []
             proc = subprocess.Popen(
-                [str(sshd), "-D", "-f", str(config), "-E", str(log)],
+                [*limit, str(sshd), "-D", "-f", str(config), "-E", str(log)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

@@ -427,6 +427,30 @@ def test_server_without_posix_rename(tmp_path: Path) -> None:
     assert "remove '-P posix-rename'" in doctor.output
 
 
+def test_server_short_of_file_descriptors(tmp_path: Path) -> None:
+    """sftp-server holds a descriptor per open file and directory; with few of them it answers
+    opens with a bare Failure. Listings (512 at a time) and files (64 at a time) are retried
+    until the others have finished: push, no-change push and pull all complete."""
+    site = tmp_path / "site"
+    for i in range(300):
+        (site / f"d{i:03}" / "sub").mkdir(parents=True)
+        (site / f"d{i:03}" / "index.html").write_text(f"<p>{i}</p>\n")
+        (site / f"d{i:03}" / "sub" / "data.bin").write_bytes(os.urandom(i * 10))
+    with running_sshd(tmp_path / "sshd", max_open_files=64) as info:
+        target = Target.of(info)
+        pushed = run_cli("push", str(site), target.url(), target=target)
+        assert pushed.exit_code == 0, pushed.output
+        assert_same_tree(site, target.disk)
+        again = run_cli("push", str(site), target.url(), target=target)
+        assert again.exit_code == 0, again.output
+        assert "nothing to do" in again.output
+        back = tmp_path / "back"
+        pulled = run_cli("pull", target.url(), str(back), target=target)
+        assert pulled.exit_code == 0, pulled.output
+    assert_same_tree(site, back, chmod=None)
+    assert not list(target.disk.rglob(".sftpmirror.*")), "temporary files left behind"
+
+
 def test_pages_last_is_configurable(embedded: Target, tmp_path: Path) -> None:
     site = hugo_site(tmp_path / "site", posts=2)
     default = run_cli("push", "-n", str(site), embedded.url(), target=embedded).output
