@@ -12,7 +12,9 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import asyncssh
 
@@ -26,9 +28,10 @@ from .tree import Tree
 log = logging.getLogger("sftpmirror.transfer")
 
 CHUNK = 1 << 20  # bytes read from the source at a time; asyncssh splits writes into requests
-LARGE_CHUNK = 8 << 20  # for files this large: 32 write requests in flight instead of 4
-LARGE_SLOTS = 4  # large files in flight at once with large chunks (bounds memory)
+LARGE_CHUNK = 8 << 20  # for files this large: 8 MiB chunks (32 write requests each)
+LARGE_SLOTS = 4  # large files at once with large chunks; each holds 3 chunks (2 written, 1 read)
 THREADED_HASH = 256 << 10  # chunks this large are hashed off the event loop
+WRITES_IN_FLIGHT = 2  # chunks of one file being written at once (3, or 4 of 4 MiB: no faster)
 
 
 def _ignore(nbytes: int) -> None:
@@ -46,35 +49,62 @@ async def copy_file(
 ) -> tuple[int, str]:
     """Stream one file from ``src`` to ``dst`` (atomically replaced).
 
-    The next chunk is read while this one is written and hashed (large chunks are hashed in a
-    thread: hashlib releases the GIL), so a big file keeps the network busy. Returns the bytes
-    copied and the SHA-256 of exactly those bytes (for the manifest); ``sent`` hears of each
-    chunk written (progress).
+    Two chunks' writes are in flight at once and the next chunk is read meanwhile, so the
+    pipe never waits for the last answers of a chunk before the next one starts; each chunk is
+    hashed in order as it goes out (large chunks in a thread: hashlib releases the GIL).
+    Returns the bytes copied and the SHA-256 of exactly those bytes (for the manifest);
+    ``sent`` hears of each chunk written (progress).
     """
     offset = 0
     digest = hashlib.sha256()
+    writes: deque[tuple[asyncio.Future[int], int]] = deque()
+    ahead: asyncio.Future[bytes] | None = None
     async with (
         src.open_read(action.path) as reader,
         dst.open_write(action.entry, perms=perms) as writer,
     ):
-        data = await reader.read(chunk, 0)
-        while data:
-            ahead = asyncio.ensure_future(reader.read(chunk, offset + len(data)))
-            try:
+        try:
+            data = await reader.read(chunk, 0)
+            while data:
+                ahead = asyncio.ensure_future(reader.read(chunk, offset + len(data)))
+                writes.append((asyncio.ensure_future(writer.write(data, offset)), len(data)))
                 if len(data) >= THREADED_HASH:
-                    await asyncio.gather(
-                        writer.write(data, offset), asyncio.to_thread(digest.update, data)
-                    )
+                    await asyncio.to_thread(digest.update, data)
                 else:
                     digest.update(data)
-                    await writer.write(data, offset)
-            except BaseException:
-                ahead.cancel()
-                raise
-            offset += len(data)
-            sent(len(data))
-            data = await ahead
+                offset += len(data)
+                while len(writes) >= WRITES_IN_FLIGHT:
+                    await _written(writes, sent)
+                data = await ahead
+            while writes:
+                await _written(writes, sent)
+        except BaseException:
+            await _settle([w for w, _ in writes] + ([ahead] if ahead is not None else []))
+            raise
     return offset, digest.hexdigest()
+
+
+async def _written(
+    writes: deque[tuple[asyncio.Future[int], int]], sent: Callable[[int], None]
+) -> None:
+    write, size = writes[0]
+    await write
+    writes.popleft()
+    sent(size)
+
+
+async def _settle(futures: list[asyncio.Future[Any]]) -> None:
+    """Let the other reads and writes of a failed file finish (their errors are dropped).
+
+    They are not cancelled: asyncssh sends a large write as several requests from tasks of its
+    own, which a cancellation would not stop. One sent after the file's handle is closed could
+    land in the next file that the server gives the same handle.
+    """
+    if futures:
+        await asyncio.wait(futures)
+    for future in futures:
+        if not future.cancelled():
+            future.exception()  # retrieved: the error being raised is this one or an earlier one
 
 
 async def _apply(

@@ -16,14 +16,17 @@ import random
 import stat
 import threading
 import unicodedata
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sftpmirror.local import LocalTree
 from sftpmirror.model import Action, Entry, Kind, Listing, Op
-from sftpmirror.transfer import copy_file
-from sftpmirror.tree import TEMP_PREFIX, TEMP_SUFFIX, Excludes, Tree
+from sftpmirror.transfer import CHUNK, WRITES_IN_FLIGHT, copy_file
+from sftpmirror.tree import TEMP_PREFIX, TEMP_SUFFIX, Excludes, FileWriter, Tree
 from tests.tree.conftest import TreeEnv
 
 T0 = 1_600_000_000  # whole-second mtimes, far from "now"
@@ -728,6 +731,99 @@ def test_copy_file_round_trip(tree_env: TreeEnv, tmp_path: Path) -> None:
     assert int(tree_env.lstat("assets/blob.bin").st_mtime) == T0 + 1
     assert (back / "assets" / "blob.bin").read_bytes() == data
     assert tree_env.temp_files("assets") == []
+
+
+class Watched:
+    """A FileWriter in front of a tree's own: counts the writes in flight at once, and fails
+    the ``fail_at``-th write (before it reaches the tree) if asked."""
+
+    def __init__(self, inner: FileWriter, fail_at: int | None) -> None:
+        self.inner = inner
+        self.fail_at = fail_at
+        self.calls = 0
+        self.now = 0
+        self.most = 0
+        self.after_failure = 0
+
+    async def write(self, data: bytes, offset: int) -> int:
+        self.calls += 1
+        if self.fail_at is not None and self.calls > self.fail_at:
+            self.after_failure += 1
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            if self.calls == self.fail_at:
+                await asyncio.sleep(0.05)  # the chunk after it is read and sent meanwhile
+                raise Boom("write failed")
+            return await self.inner.write(data, offset)
+        finally:
+            self.now -= 1
+
+
+class WatchedTree:
+    """A tree whose ``open_write`` hands out ``Watched`` writers; the rest is the tree's own."""
+
+    def __init__(self, tree: Tree, fail_at: int | None = None) -> None:
+        self.tree = tree
+        self.fail_at = fail_at
+        self.writers: list[Watched] = []
+
+    @asynccontextmanager
+    async def open_write(self, entry: Entry, *, perms: bool) -> AsyncIterator[FileWriter]:
+        async with self.tree.open_write(entry, perms=perms) as inner:
+            watched = Watched(inner, self.fail_at)
+            self.writers.append(watched)
+            yield watched
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.tree, name)
+
+
+def test_copy_file_keeps_two_chunks_in_flight(tree_env: TreeEnv, tmp_path: Path) -> None:
+    data = payload(6 * CHUNK + 12_345, seed=12)
+    (tmp_path / "big.bin").write_bytes(data)
+    entry = file_entry("big.bin", data)
+
+    async def body() -> tuple[tuple[int, str], Watched]:
+        src = LocalTree(tmp_path, follow_symlinks=True)
+        async with tree_env.tree() as tree:
+            dst = WatchedTree(tree)
+            done = await copy_file(src, dst, Action(Op.COPY, entry, "new"), perms=True)
+        return done, dst.writers[0]
+
+    done, writer = asyncio.run(body())
+    assert done == (len(data), hashlib.sha256(data).hexdigest())
+    assert tree_env.read("big.bin") == data
+    assert writer.calls == 7
+    assert writer.most == WRITES_IN_FLIGHT == 2
+
+
+def test_copy_file_failing_write_leaves_the_old_file(tree_env: TreeEnv, tmp_path: Path) -> None:
+    old = b"the page as it was\n"
+    tree_env.write("page.bin", old, mode=0o644)
+    data = payload(6 * CHUNK, seed=13)
+    (tmp_path / "page.bin").write_bytes(data)
+    entry = file_entry("page.bin", data)
+
+    async def body() -> Watched:
+        src = LocalTree(tmp_path, follow_symlinks=True)
+        async with tree_env.tree() as tree:
+            dst = WatchedTree(tree, fail_at=3)
+            with pytest.raises(Boom):
+                await copy_file(src, dst, Action(Op.REPLACE, entry, "changed"), perms=True)
+            # The session goes on: the next file is written whole (no write of the failed
+            # one lands in it, though the server may give it the same handle).
+            other = file_entry("next.bin", data)
+            await copy_file(src, tree, Action(Op.COPY, other, "new"), perms=True)
+        return dst.writers[0]
+
+    (tmp_path / "next.bin").write_bytes(data)
+    writer = asyncio.run(body())
+    assert tree_env.read("page.bin") == old
+    assert tree_env.read("next.bin") == data
+    assert tree_env.temp_files("") == []
+    assert writer.after_failure <= 1  # at most the chunk already on its way
+    assert writer.most <= WRITES_IN_FLIGHT
 
 
 # -- LocalTree as a source: follows in-tree links, skips the rest -------------------------
