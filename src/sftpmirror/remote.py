@@ -27,12 +27,12 @@ from .tree import Excludes, FileReader, FileWriter, Names, is_temp, read_chunks,
 # Directories listed at once. In A/B runs of a no-change push of the 1,281-file benchmark
 # site: 128 → 512 took 1.32 s to 1.12 s at 20 ms RTT and 2.28 s to 1.88 s at 50 ms, and made
 # no difference at 0 ms; 1,024 gained nothing more. OpenSSH's sftp-server holds a descriptor
-# per open directory (a usual limit is 1,024); fewer than that are handled by retry_busy.
+# per open directory (a usual limit is 1,024); fewer than that are handled by _retry_busy.
 SCAN_CONCURRENCY = 512
 # A server out of file descriptors (sftp-server holds one per open file or directory) answers
 # an open with a bare "Failure". Opens that get one are tried again while other requests
-# finish: after 20 ms, then twice as long each time, six times (1.26 s in all).
-BUSY_RETRIES = 6
+# finish: after 20 ms, then twice as long each time, eight times (5.1 s in all).
+BUSY_RETRIES = 8
 BUSY_FIRST_WAIT = 0.02
 
 T = TypeVar("T")
@@ -66,18 +66,6 @@ def _unsafe_name(name: str) -> str | None:
     return None
 
 
-async def retry_busy(open_: Callable[[], Awaitable[T]]) -> T:
-    """``open_()``, tried again on a generic Failure (see BUSY_RETRIES); other errors at once."""
-    wait = BUSY_FIRST_WAIT
-    for _ in range(BUSY_RETRIES):
-        try:
-            return await open_()
-        except asyncssh.SFTPFailure:
-            await asyncio.sleep(wait)
-            wait *= 2
-    return await open_()
-
-
 async def free_space(sftp: asyncssh.SFTPClient, directory: str) -> int | None:
     """Bytes available to us in ``directory`` (statvfs@openssh.com), None if unknown."""
     try:
@@ -103,6 +91,27 @@ class RemoteTree:
         self.warn = warn
         self.names = Names()
         self._posix_rename = True
+        self._retry_failures = True
+
+    async def _retry_busy(self, open_: Callable[[], Awaitable[T]]) -> T:
+        """``open_()``, tried again on a generic Failure (see BUSY_RETRIES); other errors at
+        once. An open still failing after every retry is not for want of descriptors (a
+        read-only or full file system answers the same way): from then on, no retries, so
+        such a run fails at once for its other files too, not 5 s per file."""
+        wait = BUSY_FIRST_WAIT
+        for _ in range(BUSY_RETRIES):
+            if not self._retry_failures:
+                break
+            try:
+                return await open_()
+            except asyncssh.SFTPFailure:
+                await asyncio.sleep(wait)
+                wait *= 2
+        try:
+            return await open_()
+        except asyncssh.SFTPFailure:
+            self._retry_failures = False
+            raise
 
     async def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
         """Download and hash (``--verify``): the server has no shell to hash for us."""
@@ -177,7 +186,8 @@ class RemoteTree:
 
     async def _readdir(self, rel_dir: str, spawn: Spawn) -> list[asyncssh.SFTPName]:
         try:
-            return await retry_busy(lambda: list_directory(self.sftp, self._full(rel_dir), spawn))
+            path = self._full(rel_dir)
+            return await self._retry_busy(lambda: list_directory(self.sftp, path, spawn))
         except asyncssh.SFTPError as e:
             raise RemoteError(
                 f"cannot list {self._full(rel_dir)}: {describe_sftp_error(e)}"
@@ -250,7 +260,7 @@ class RemoteTree:
 
     @asynccontextmanager
     async def open_read(self, path: str) -> AsyncIterator[FileReader]:
-        f = await retry_busy(lambda: self.sftp.open(self._full(path), "rb"))
+        f = await self._retry_busy(lambda: self.sftp.open(self._full(path), "rb"))
         async with f:
             yield f
 
@@ -261,7 +271,7 @@ class RemoteTree:
         tmp = posixpath.join(directory, temp_name(name))
         # Private while it is partial; without perms, the server's default mode from the start.
         initial = asyncssh.SFTPAttrs(permissions=0o600) if perms else asyncssh.SFTPAttrs()
-        f = await retry_busy(lambda: self.sftp.open(tmp, "xb", initial))
+        f = await self._retry_busy(lambda: self.sftp.open(tmp, "xb", initial))
         writer = WriteAhead(f)
         try:
             yield writer

@@ -451,6 +451,41 @@ def test_server_short_of_file_descriptors(tmp_path: Path) -> None:
     assert not list(target.disk.rglob(".sftpmirror.*")), "temporary files left behind"
 
 
+class FailingOpens(asyncssh.SFTPServer):
+    """Answers every open under ``stuck/`` with a bare Failure, as a read-only or full file
+    system would (SFTP v3 has no better code), and counts those opens."""
+
+    attempts: ClassVar[int] = 0
+    guard = threading.Lock()
+
+    def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
+        if b"/stuck/" in path:
+            with FailingOpens.guard:
+                FailingOpens.attempts += 1
+            raise asyncssh.SFTPFailure("Failure")
+        return super().open(path, pflags, attrs)
+
+
+def test_failures_that_retries_do_not_cure_stop_being_retried(
+    tmp_path: Path, state_dir: Path
+) -> None:
+    site = tmp_path / "site"
+    (site / "stuck").mkdir(parents=True)
+    for i in range(40):
+        (site / "stuck" / f"p{i}.html").write_text(f"<p>{i}</p>\n")
+    (site / "index.html").write_text("<p>home</p>\n")
+    FailingOpens.attempts = 0
+    with embedded_server(tmp_path, state_dir, FailingOpens) as target:
+        result = run_cli("push", "--jobs", "4", str(site), target.url(), target=target)
+        assert result.exit_code == 1, result.output
+        assert result.output.count("Failure") >= 40
+        assert (target.disk / "index.html").read_text() == "<p>home</p>\n"
+    # The first files in flight are retried (nine opens each, 5 s); once one has used up its
+    # retries, the rest fail at their first open: 4 x 9 + 36, where retrying every file
+    # would take 40 x 9 opens (and 50 s).
+    assert FailingOpens.attempts <= 4 * 9 + 40
+
+
 def test_pages_last_is_configurable(embedded: Target, tmp_path: Path) -> None:
     site = hugo_site(tmp_path / "site", posts=2)
     default = run_cli("push", "-n", str(site), embedded.url(), target=embedded).output

@@ -734,12 +734,13 @@ def test_copy_file_round_trip(tree_env: TreeEnv, tmp_path: Path) -> None:
 
 
 class Watched:
-    """A FileWriter in front of a tree's own: counts the writes in flight at once, and fails
-    the ``fail_at``-th write (before it reaches the tree) if asked."""
+    """A FileWriter in front of a tree's own: counts the writes in flight at once, holds each
+    for ``delay`` seconds, and fails the ``fail_at``-th write (before it reaches the tree)."""
 
-    def __init__(self, inner: FileWriter, fail_at: int | None) -> None:
+    def __init__(self, inner: FileWriter, fail_at: int | None, delay: float) -> None:
         self.inner = inner
         self.fail_at = fail_at
+        self.delay = delay
         self.calls = 0
         self.now = 0
         self.most = 0
@@ -755,6 +756,7 @@ class Watched:
             if self.calls == self.fail_at:
                 await asyncio.sleep(0.05)  # the chunk after it is read and sent meanwhile
                 raise Boom("write failed")
+            await asyncio.sleep(self.delay)  # a slow link: the next chunk is ready before
             return await self.inner.write(data, offset)
         finally:
             self.now -= 1
@@ -763,15 +765,16 @@ class Watched:
 class WatchedTree:
     """A tree whose ``open_write`` hands out ``Watched`` writers; the rest is the tree's own."""
 
-    def __init__(self, tree: Tree, fail_at: int | None = None) -> None:
+    def __init__(self, tree: Tree, fail_at: int | None = None, delay: float = 0.0) -> None:
         self.tree = tree
         self.fail_at = fail_at
+        self.delay = delay
         self.writers: list[Watched] = []
 
     @asynccontextmanager
     async def open_write(self, entry: Entry, *, perms: bool) -> AsyncIterator[FileWriter]:
         async with self.tree.open_write(entry, perms=perms) as inner:
-            watched = Watched(inner, self.fail_at)
+            watched = Watched(inner, self.fail_at, self.delay)
             self.writers.append(watched)
             yield watched
 
@@ -787,7 +790,7 @@ def test_copy_file_keeps_two_chunks_in_flight(tree_env: TreeEnv, tmp_path: Path)
     async def body() -> tuple[tuple[int, str], Watched]:
         src = LocalTree(tmp_path, follow_symlinks=True)
         async with tree_env.tree() as tree:
-            dst = WatchedTree(tree)
+            dst = WatchedTree(tree, delay=0.05)
             done = await copy_file(src, dst, Action(Op.COPY, entry, "new"), perms=True)
         return done, dst.writers[0]
 
