@@ -32,23 +32,16 @@ import asyncssh
 from asyncssh.constants import MSG_IGNORE
 from asyncssh.logging import SSHLogger
 
-# A fresh nonce or counter per packet: RFC 5647, RFC 4344, PROTOCOL.chacha20poly1305.
-NO_IGNORE_NEEDED = frozenset(
-    {
-        "aes128-gcm@openssh.com",
-        "aes256-gcm@openssh.com",
-        "chacha20-poly1305@openssh.com",
-        "aes128-ctr",
-        "aes192-ctr",
-        "aes256-ctr",
-    }
-)
+# Modes with a fresh nonce or counter per packet: GCM (RFC 5647), CTR (RFC 4344), OpenSSH's
+# PROTOCOL.chacha20poly1305. CBC, and anything not named here, keeps its ignore packets.
+PER_PACKET_NONCE = ("-gcm@openssh.com", "-ctr", "chacha20-poly1305@openssh.com")
 PACKET_LOG_LEVEL = 3  # asyncssh logs packets from this debug level up
 
 
 def skip_ignore_packets(conn: asyncssh.SSHClientConnection) -> bool:
     """Stop the ignore packet before each packet; True if the cipher allowed it."""
-    if conn.get_extra_info("send_cipher") not in NO_IGNORE_NEEDED:
+    cipher = conn.get_extra_info("send_cipher")
+    if not (isinstance(cipher, str) and cipher.endswith(PER_PACKET_NONCE)):
         return False
     send_packet: Callable[..., None] = conn.send_packet
 

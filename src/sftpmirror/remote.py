@@ -185,13 +185,11 @@ class RemoteTree:
         return listing
 
     async def _readdir(self, rel_dir: str, spawn: Spawn) -> list[asyncssh.SFTPName]:
+        path = self._full(rel_dir)
         try:
-            path = self._full(rel_dir)
             return await self._retry_busy(lambda: list_directory(self.sftp, path, spawn))
         except asyncssh.SFTPError as e:
-            raise RemoteError(
-                f"cannot list {self._full(rel_dir)}: {describe_sftp_error(e)}"
-            ) from None
+            raise RemoteError(f"cannot list {path}: {describe_sftp_error(e)}") from None
 
     def _entry(
         self, rel_dir: str, name: asyncssh.SFTPName, seen: set[str], listing: Listing

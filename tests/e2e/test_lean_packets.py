@@ -12,8 +12,8 @@ import os
 import posixpath
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -142,37 +142,34 @@ def test_debug_messages_still_shown_when_wanted(target: Target) -> None:
     assert log.sent("MSG_CHANNEL_DATA") == 0  # level 2: no packet lines (asyncssh's rule)
 
 
+@asynccontextmanager
+async def plain_connect(
+    target: Target, **options: Any
+) -> AsyncIterator[asyncssh.SSHClientConnection]:
+    """asyncssh as it comes (no lean_packets), logging in with the target's password."""
+    async with asyncssh.connect(
+        target.host,
+        target.port,
+        username=target.user,
+        password=target.password,
+        known_hosts=str(target.known_hosts),
+        client_keys=None,
+        agent_path=None,
+        preferred_auth="password,keyboard-interactive",
+        **options,
+    ) as conn:
+        yield conn
+
+
 async def plain_session(target: Target) -> list[str]:
-    async with (
-        asyncssh.connect(
-            target.host,
-            target.port,
-            username=target.user,
-            password=target.password,
-            known_hosts=str(target.known_hosts),
-            client_keys=None,
-            agent_path=None,
-            preferred_auth="password,keyboard-interactive",
-        ) as conn,
-        conn.start_sftp_client() as sftp,
-    ):
+    async with plain_connect(target) as conn, conn.start_sftp_client() as sftp:
         return await upload_and_list(sftp, target.path)
 
 
 @pytest.mark.parametrize("cipher", CIPHERS)
 def test_every_offered_cipher_goes_without_ignore_packets(sshd: SshdInfo, cipher: str) -> None:
     async def session() -> tuple[bool, str]:
-        async with asyncssh.connect(
-            sshd.host,
-            sshd.port,
-            username=sshd.user,
-            password=sshd.password,
-            known_hosts=str(sshd.known_hosts),
-            client_keys=None,
-            agent_path=None,
-            preferred_auth="password",
-            encryption_algs=[cipher],
-        ) as conn:
+        async with plain_connect(Target.of(sshd), encryption_algs=[cipher]) as conn:
             skipped = skip_ignore_packets(conn)
             async with conn.start_sftp_client() as sftp:
                 await upload_and_list(sftp, "public_html")
