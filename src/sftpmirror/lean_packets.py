@@ -65,11 +65,16 @@ class LevelFirst(SSHLogger):
             super().log(level, msg, *args, **kwargs)
 
 
+def packet_log_level() -> int:
+    """asyncssh's debug level (packets are logged from ``PACKET_LOG_LEVEL`` up)."""
+    level = getattr(SSHLogger, "_debug_level", PACKET_LOG_LEVEL)
+    return level if isinstance(level, int) else PACKET_LOG_LEVEL
+
+
 def quiet_packet_logs(*objs: object) -> bool:
     """Skip preparing log lines on these objects while nobody reads them; False if packet logs
     are on (asyncssh's debug level 3), which leaves the objects as they are."""
-    level = getattr(SSHLogger, "_debug_level", PACKET_LOG_LEVEL)
-    if level >= PACKET_LOG_LEVEL:
+    if packet_log_level() >= PACKET_LOG_LEVEL:
         return False
     for obj in objs:
         for name in ("log_sent_packet", "log_received_packet"):

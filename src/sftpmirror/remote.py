@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import asyncssh
 
+from .bulk_writes import BulkWriter
 from .concurrency import run_pool, task_group
 from .errors import RemoteError
 from .manifest import HASH_CHUNK
@@ -92,6 +93,7 @@ class RemoteTree:
         self.names = Names()
         self._posix_rename = True
         self._retry_failures = True
+        self.bulk = BulkWriter(sftp)
 
     async def _retry_busy(self, open_: Callable[[], Awaitable[T]]) -> T:
         """``open_()``, tried again on a generic Failure (see BUSY_RETRIES); other errors at
@@ -270,7 +272,7 @@ class RemoteTree:
         # Private while it is partial; without perms, the server's default mode from the start.
         initial = asyncssh.SFTPAttrs(permissions=0o600) if perms else asyncssh.SFTPAttrs()
         f = await self._retry_busy(lambda: self.sftp.open(tmp, "xb", initial))
-        writer = WriteAhead(f)
+        writer = WriteAhead(f, self.bulk)
         try:
             yield writer
             attrs = asyncssh.SFTPAttrs(atime=entry.mtime, mtime=entry.mtime)

@@ -17,6 +17,8 @@ from contextlib import suppress
 import asyncssh
 from asyncssh.sftp import SFTPClientHandler
 
+from .bulk_writes import BulkWriter
+
 Spawn = Callable[[Coroutine[None, None, None]], object]
 
 
@@ -71,19 +73,20 @@ class WriteAhead:
     A write that fits in one request (the server's max_write_len) is sent at once and its
     answer awaited later, so a small file's only write travels with its attributes and close
     (requests start in the order they were made: asyncio runs tasks first in, first out). A
-    larger write is asyncssh's own parallel one, awaited in place. Every write's answer is
-    awaited before the caller's next step can make the file live.
+    larger write goes out as all of its requests at once (``BulkWriter``), awaited in place.
+    Every write's answer is awaited before the caller's next step can make the file live.
     """
 
-    def __init__(self, f: asyncssh.SFTPClientFile) -> None:
+    def __init__(self, f: asyncssh.SFTPClientFile, bulk: BulkWriter) -> None:
         self.f = f
+        self.bulk = bulk
         self.pending: asyncio.Task[int] | None = None
 
     async def write(self, data: bytes, offset: int) -> int:
         await self.flush()
         handle = self.f._handle
         if handle is None or len(data) > self.f.write_len > 0:
-            return await self.f.write(data, offset)
+            return await self.bulk.write(self.f, data, offset)
         self.pending = asyncio.ensure_future(self.f._handler.write(handle, offset, data))
         return len(data)
 

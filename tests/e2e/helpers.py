@@ -6,9 +6,13 @@ import os
 import random
 import shutil
 import stat
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+import asyncssh
 from click.testing import CliRunner, Result
 
 from sftpmirror.chmod import DEFAULT_RULES, ChmodRules
@@ -107,3 +111,22 @@ def assert_same_tree(source: Path, dest: Path, *, chmod: ChmodRules | None = DEF
         if chmod is not None and node.kind != "link":
             node = replace(node, mode=chmod.apply(node.mode, is_dir=node.kind == "dir"))
         assert node == b[rel], f"{rel} differs: source {node!r:.200} dest {b[rel]!r:.200}"
+
+
+@asynccontextmanager
+async def plain_connect(
+    target: Target, **options: Any
+) -> AsyncIterator[asyncssh.SSHClientConnection]:
+    """asyncssh as it comes (no lean_packets), logging in with the target's password."""
+    async with asyncssh.connect(
+        target.host,
+        target.port,
+        username=target.user,
+        password=target.password,
+        known_hosts=str(target.known_hosts),
+        client_keys=None,
+        agent_path=None,
+        preferred_auth="password,keyboard-interactive",
+        **options,
+    ) as conn:
+        yield conn

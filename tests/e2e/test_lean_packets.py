@@ -12,8 +12,8 @@ import os
 import posixpath
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from sftpmirror.lean_packets import quiet_packet_logs, skip_ignore_packets
 from sftpmirror.ssh import CIPHERS, connect, open_sftp
 from sftpmirror.url import RemoteSpec
 from tests.conftest import Target
+from tests.e2e.helpers import plain_connect
 from tests.openssh import SshdInfo
 
 PAGE = b"<html>lean</html>\n" * 4000  # 72 KiB: three SSH packets of data
@@ -140,25 +141,6 @@ def test_debug_messages_still_shown_when_wanted(target: Target) -> None:
     assert sum("Sending opendir for" in line for line in log.lines) == LISTINGS
     assert sum("Sending readdir for handle" in line for line in log.lines) >= LISTINGS
     assert log.sent("MSG_CHANNEL_DATA") == 0  # level 2: no packet lines (asyncssh's rule)
-
-
-@asynccontextmanager
-async def plain_connect(
-    target: Target, **options: Any
-) -> AsyncIterator[asyncssh.SSHClientConnection]:
-    """asyncssh as it comes (no lean_packets), logging in with the target's password."""
-    async with asyncssh.connect(
-        target.host,
-        target.port,
-        username=target.user,
-        password=target.password,
-        known_hosts=str(target.known_hosts),
-        client_keys=None,
-        agent_path=None,
-        preferred_auth="password,keyboard-interactive",
-        **options,
-    ) as conn:
-        yield conn
 
 
 async def plain_session(target: Target) -> list[str]:
