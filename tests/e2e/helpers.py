@@ -1,13 +1,16 @@
-"""Helpers for the end-to-end tests: run the CLI, build sites, snapshot trees on disk."""
+"""Helpers for the end-to-end tests: run the CLI, build sites, snapshot trees on disk, log in
+with plain asyncssh and read its log."""
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import shutil
 import stat
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -130,3 +133,39 @@ async def plain_connect(
         **options,
     ) as conn:
         yield conn
+
+
+class Records(logging.Handler):
+    """asyncssh's log lines from this thread: the client's (servers run in threads of their own)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.thread = threading.get_ident()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.lines.append(record.getMessage())
+
+    def sent(self, name: str, since: str = "") -> int:
+        """Packets of this type sent (after the first ``since`` packet, when given)."""
+        lines = self.lines
+        if since:
+            lines = lines[next(i for i, x in enumerate(lines) if f"] Sent {since} (" in x) :]
+        return sum(1 for line in lines if f"] Sent {name} (" in line)
+
+
+@contextmanager
+def asyncssh_log(debug_level: int) -> Iterator[Records]:
+    records = Records()
+    log = logging.getLogger("asyncssh")
+    old_level = log.level
+    log.addHandler(records)
+    log.setLevel(logging.DEBUG)
+    asyncssh.set_debug_level(debug_level)
+    try:
+        yield records
+    finally:
+        asyncssh.set_debug_level(1)
+        log.setLevel(old_level)
+        log.removeHandler(records)

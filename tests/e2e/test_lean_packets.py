@@ -7,7 +7,6 @@ lean connections too)."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import posixpath
 import threading
@@ -27,47 +26,11 @@ from sftpmirror.lean_packets import quiet_packet_logs, skip_ignore_packets
 from sftpmirror.ssh import CIPHERS, connect, open_sftp
 from sftpmirror.url import RemoteSpec
 from tests.conftest import Target
-from tests.e2e.helpers import plain_connect
+from tests.e2e.helpers import asyncssh_log, plain_connect
 from tests.openssh import SshdInfo
 
 PAGE = b"<html>lean</html>\n" * 4000  # 72 KiB: three SSH packets of data
 LISTINGS = 10  # each at least 8 packets (open, readdir, readdir, close and their answers)
-
-
-class Records(logging.Handler):
-    """asyncssh's log lines from this thread: the client's (servers run in threads of their own)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.thread = threading.get_ident()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.thread == self.thread:
-            self.lines.append(record.getMessage())
-
-    def sent(self, name: str, since: str = "") -> int:
-        """Packets of this type sent (after the first ``since`` packet, when given)."""
-        lines = self.lines
-        if since:
-            lines = lines[next(i for i, x in enumerate(lines) if f"] Sent {since} (" in x) :]
-        return sum(1 for line in lines if f"] Sent {name} (" in line)
-
-
-@contextmanager
-def asyncssh_log(debug_level: int) -> Iterator[Records]:
-    records = Records()
-    log = logging.getLogger("asyncssh")
-    old_level = log.level
-    log.addHandler(records)
-    log.setLevel(logging.DEBUG)
-    asyncssh.set_debug_level(debug_level)
-    try:
-        yield records
-    finally:
-        asyncssh.set_debug_level(1)
-        log.setLevel(old_level)
-        log.removeHandler(records)
 
 
 @contextmanager
