@@ -13,12 +13,19 @@ import asyncssh
 
 class CuttingProxy:
     """Forward 127.0.0.1:port → 127.0.0.1:target; after ``limit`` bytes from the client, close
-    both sides (a dropped line, mid-deploy). Runs its own loop in a daemon thread."""
+    both sides (a dropped line, mid-deploy). With ``only_first``, only the first connection is
+    cut and later ones go through (the line came back), to ``later_port`` if given (another
+    server now answers at that address). Runs its own loop in a daemon thread."""
 
-    def __init__(self, target_port: int, limit: int) -> None:
+    def __init__(
+        self, target_port: int, limit: int, *, only_first: bool = False, later_port: int = 0
+    ) -> None:
         self.target_port = target_port
         self.limit = limit
+        self.only_first = only_first
+        self.later_port = later_port or target_port
         self.sent = 0
+        self.connections = 0
         self.cut = threading.Event()
         self.port = 0
         self._ready = threading.Event()
@@ -36,11 +43,15 @@ class CuttingProxy:
             await self._stop.wait()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.connections += 1
+        first = self.connections == 1
+        port = self.target_port if first else self.later_port
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+        cutting = first or not self.only_first
 
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, count: bool) -> None:
             while data := await src.read(65536):
-                if count:
+                if count and cutting:
                     self.sent += len(data)
                     if self.sent > self.limit:
                         self.cut.set()

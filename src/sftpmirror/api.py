@@ -18,7 +18,14 @@ from . import chmod, manifest
 from .auth import ConnectOptions
 from .chmod import DEFAULT_RULES, ChmodRules
 from .concurrency import task_group
-from .errors import ConnectError, RemoteError, SftpMirrorError, UsageError
+from .errors import (
+    ConnectError,
+    ConnectionLost,
+    HostKeyError,
+    RemoteError,
+    SftpMirrorError,
+    UsageError,
+)
 from .guards import DeleteLimits, check_deletes
 from .local import LocalTree
 from .manifest import DEFAULT_NAME as DEFAULT_MANIFEST
@@ -34,6 +41,8 @@ from .tree import Excludes, Tree
 from .url import RemoteSpec, parse_remote
 
 DEFAULT_JOBS = 64
+DEFAULT_RECONNECTS = 3  # after a connection lost mid-run; waits 2, 4, 8 s: 14 s in all
+RECONNECT_FIRST_WAIT = 2.0
 
 log = logging.getLogger("sftpmirror.api")
 
@@ -51,6 +60,7 @@ class MirrorOptions:
     verify: bool = False  # download and hash remote files the manifest cannot vouch for
     limits: DeleteLimits = field(default_factory=DeleteLimits)
     page_suffixes: tuple[str, ...] = PAGE_SUFFIXES  # uploaded after every other file
+    reconnects: int = DEFAULT_RECONNECTS  # times a connection lost mid-run is made again
 
 
 DEFAULTS = MirrorOptions()
@@ -238,14 +248,46 @@ async def _over_sftp(
     connect_options: ConnectOptions | None,
     reporter: Reporter,
     run: Callable[[RemoteTree], Awaitable[Result]],
+    reconnects: int,
 ) -> Result:
-    """Connect, open SFTP, run; a connection lost on the way is a ConnectError (exit 3)."""
-    reporter.phase("connecting")
-    async with connect(spec, connect_options or ConnectOptions()) as conn, open_sftp(conn) as sftp:
+    """Connect, open SFTP, run. A connection lost after the login is made again, up to
+    ``reconnects`` times with a doubling wait, and the run starts over: scan, compare, plan.
+    What the lost pass finished is in place and is not done again (each file is renamed into
+    place whole, and the new plan sees it), and its counts are carried into the Report. Then
+    ConnectionLost (exit 3). A reconnection that fails to log in, or meets another host key,
+    stops at once."""
+    options = connect_options or ConnectOptions()
+    earlier = Report()
+    lost = 0
+    wait = RECONNECT_FIRST_WAIT
+    while True:
+        reporter.phase("connecting" if not lost else "reconnecting")
         try:
-            return await run(RemoteTree(sftp, spec.path, str(spec), warn=reporter.warning))
-        except CONNECTION_ERRORS as e:
-            raise ConnectError(f"connection lost: {e}") from None
+            async with connect(spec, options) as conn, open_sftp(conn) as sftp:
+                remote = RemoteTree(sftp, spec.path, str(spec), warn=reporter.warning)
+                try:
+                    result = await run(remote)
+                except CONNECTION_ERRORS as e:
+                    raise ConnectionLost(f"connection lost: {e}") from None
+        except ConnectionLost as e:
+            if e.done is not None:
+                earlier.carry(e.done)
+            why = e.message
+        except ConnectError as e:
+            if not lost or isinstance(e, HostKeyError):
+                raise
+            why = e.message  # the server is not back yet
+        else:
+            result.report.carry(earlier)
+            result.report.reconnects = lost
+            return result
+        if lost >= reconnects:
+            tries = f" after {lost} reconnection(s)" if lost else ""
+            raise ConnectionLost(f"{why}{tries}", done=earlier)
+        lost += 1
+        reporter.warning(f"{why}; reconnecting in {wait:g}s ({lost} of {reconnects})")
+        await asyncio.sleep(wait)
+        wait *= 2
 
 
 async def push(
@@ -273,6 +315,7 @@ async def push(
             manifest_store=_manifest_store(remote, options),
             manifest_side="dst",
         ),
+        options.reconnects,
     )
 
 
@@ -302,6 +345,7 @@ async def pull(
             manifest_store=_manifest_store(remote, options),
             manifest_side="src",
         ),
+        options.reconnects,
     )
 
 

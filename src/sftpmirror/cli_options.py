@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from .api import DEFAULT_JOBS, MirrorOptions
+from .api import DEFAULT_JOBS, DEFAULT_RECONNECTS, MirrorOptions
 from .auth import (
     DEFAULT_MAX_KEYS,
     ConnectOptions,
@@ -82,6 +82,15 @@ def mirror_options(func: F) -> F:
             default=DEFAULT_JOBS,
             show_default=True,
             help="Files in flight at once over the one connection.",
+        ),
+        click.option(
+            "--reconnects",
+            type=click.IntRange(0, 100),
+            default=DEFAULT_RECONNECTS,
+            show_default=True,
+            metavar="N",
+            help="Times a connection lost mid-run is made again (waits 2 s, then twice as long "
+            "each time); the run then carries on. 0: stop at once (exit 3).",
         ),
         click.option(
             "--chmod",
@@ -272,6 +281,7 @@ def mirror_options_from(kw: dict[str, Any]) -> MirrorOptions:
         dry_run=kw["dry_run"],
         excludes=tuple(kw["excludes"]),
         jobs=kw["jobs"],
+        reconnects=kw["reconnects"],
         perms=not kw["no_perms"],
         chmod=permission_rules(kw),
         manifest=None if kw["no_manifest"] else kw["manifest"],

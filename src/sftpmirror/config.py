@@ -142,6 +142,7 @@ KEYS: dict[str, Key] = {
     "accept_new_host_key": Key(_bool, "accept_new_host_key", "trust a first-seen host key"),
     "ssh_config": Key(_path, "ssh_config", "ssh_config file"),
     "timeout": Key(_float(1, 3600), "timeout", "seconds for connection and login"),
+    "reconnects": Key(_int(0, 100), "reconnects", "times a lost connection is made again"),
 }
 REQUIRED = ("url", "source")
 PASSWORD_KEYS = ("password_env", "password_file", "password_command")
@@ -342,6 +343,7 @@ def starter_config(name: str, url: str, source: str) -> str:
         "accept_new_host_key": "false",
         "ssh_config": '"~/.ssh/config"',
         "timeout": "30",
+        "reconnects": "3",
     }
     for key, example in examples.items():
         lines.append(f"# {key} = {example}".ljust(48) + f"  # {KEYS[key].doc}")

@@ -3,7 +3,8 @@
     SftpMirrorError                 exit 1   (base; never raised bare)
     ├── UsageError                  exit 2   bad arguments, URL, local directory, config
     ├── ConnectError                exit 3   TCP, SSH transport, lost connection
-    │   └── HostKeyError            exit 3   unknown or changed host key
+    │   ├── HostKeyError            exit 3   unknown or changed host key
+    │   └── ConnectionLost          exit 3   lost after the login (the run reconnects first)
     ├── AuthError                   exit 4   login refused
     ├── RemoteError                 exit 5   the server refused an SFTP operation we cannot skip
     ├── SafetyError                 exit 6   refused because it could lose data
@@ -19,6 +20,10 @@ only at the SSH/SFTP boundary (``remote.py`` and ``ssh.py``). Messages never con
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .model import Report
 
 
 class ExitStatus(IntEnum):
@@ -63,6 +68,15 @@ class ConnectError(SftpMirrorError):
 
 class HostKeyError(ConnectError):
     """The server's host key is unknown or differs from the one in known_hosts."""
+
+
+class ConnectionLost(ConnectError):
+    """The connection dropped after the login; ``done`` is what the run had done by then (when
+    it was copying)."""
+
+    def __init__(self, message: str, *, done: Report | None = None) -> None:
+        super().__init__(message)
+        self.done = done
 
 
 class AuthError(SftpMirrorError):

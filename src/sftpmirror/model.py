@@ -149,7 +149,16 @@ class Report:
     not_run: int = 0
     elapsed: float = 0.0
     dry_run: bool = False
+    reconnects: int = 0  # connections lost and made again during the run
 
     @property
     def ok(self) -> bool:
         return not self.failures
+
+    def carry(self, earlier: Report) -> None:
+        """Count in what a pass cut short by a lost connection had done. Its failures are not
+        kept: the next pass planned afresh, and tried those files again."""
+        self.done.update(earlier.done)
+        self.bytes_copied += earlier.bytes_copied
+        self.copied = earlier.copied | self.copied
+        self.elapsed += earlier.elapsed

@@ -46,6 +46,8 @@ def summary_line(result: Result, elapsed: float | None = None) -> str:
         line += f"; {len(report.failures)} FAILED"
     if report.not_run:
         line += f"; {report.not_run} deletion(s) not run because of the failures"
+    if report.reconnects:
+        line += f"; reconnected {report.reconnects} time(s)"
     return line
 
 
@@ -81,6 +83,7 @@ def summary_object(
         "seconds": None,
         "failures": [],
         "not_run": 0,
+        "reconnects": 0,
         "warnings": list(warnings or ()),
         "actions": [],
         "conflicts": [],
@@ -101,6 +104,7 @@ def summary_object(
                 {"op": f.op.value, "path": f.path, "message": f.message} for f in report.failures
             ],
             "not_run": report.not_run,
+            "reconnects": report.reconnects,
             "conflicts": [action_fields(a) for a in plan.conflicts],
             "summary": summary_line(result, elapsed),
         }

@@ -3,7 +3,8 @@
 Each step's actions are shared by ``jobs`` workers, so at most ``jobs`` files are in flight on
 the one SFTP session (and each file's writes are pipelined by asyncssh). A failed action is
 recorded and the run goes on; after any failure the destructive phases (delete, rmdir) are held
-back. A lost connection is not a per-file failure: it aborts the run with ``ConnectError``.
+back. A lost connection is not a per-file failure: it aborts the run with ``ConnectionLost``,
+which carries the Report so far.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import asyncssh
 
 from .concurrency import run_pool
-from .errors import ConnectError
+from .errors import ConnectionLost
 from .model import Action, Failure, Kind, Op, Plan, Report
 from .progress import Reporter
 from .remote import CONNECTION_ERRORS, describe_sftp_error
@@ -174,7 +175,7 @@ class _Run:
                 action, self.src, self.dst, self.perms, self.large, self.reporter.transferred
             )
         except CONNECTION_ERRORS as e:
-            raise ConnectError(f"connection lost: {_message(e)}") from None
+            raise ConnectionLost(f"connection lost: {_message(e)}") from None
         except (asyncssh.SFTPError, OSError) as e:
             self.fail(action, _message(e))
         else:
@@ -192,20 +193,25 @@ async def execute(
     started = time.monotonic()
     for action in plan.conflicts:
         run.fail(action, action.reason)
-    for phase in plan.phases:
-        if phase.destructive and run.report.failures:
-            held = len(phase.actions())
-            run.report.not_run += held
-            reporter.warning(f"not running {held} {phase.name} action(s): there were errors")
-            continue
-        began = time.monotonic()
-        if phase.steps:
-            reporter.phase(phase.name)
-        for step in phase.steps:
-            await run_pool(step, run.apply, min(run.jobs, len(step)))
-        log.debug(
-            "phase %s: %d action(s) in %d step(s), %.2fs",
-            phase.name, len(phase.actions()), len(phase.steps), time.monotonic() - began,
-        )  # fmt: skip
+    try:
+        for phase in plan.phases:
+            if phase.destructive and run.report.failures:
+                held = len(phase.actions())
+                run.report.not_run += held
+                reporter.warning(f"not running {held} {phase.name} action(s): there were errors")
+                continue
+            began = time.monotonic()
+            if phase.steps:
+                reporter.phase(phase.name)
+            for step in phase.steps:
+                await run_pool(step, run.apply, min(run.jobs, len(step)))
+            log.debug(
+                "phase %s: %d action(s) in %d step(s), %.2fs",
+                phase.name, len(phase.actions()), len(phase.steps), time.monotonic() - began,
+            )  # fmt: skip
+    except ConnectionLost as e:
+        run.report.elapsed = time.monotonic() - started
+        e.done = run.report
+        raise
     run.report.elapsed = time.monotonic() - started
     return run.report

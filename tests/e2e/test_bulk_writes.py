@@ -204,7 +204,8 @@ def test_connection_cut_in_a_large_file(openssh: Target, sshd: SshdInfo, tmp_pat
         url = f"sftp://{sshd.user}@127.0.0.1:{proxy.port}/public_html"
         kh = tmp_path / "known_hosts"
         kh.write_text(sshd.known_hosts.read_text().replace(f"]:{sshd.port} ", f"]:{proxy.port} "))
-        result = run_cli("push", str(site), url, "--known-hosts", str(kh), password=sshd.password)
+        result = run_cli("push", "--reconnects", "0", str(site), url, "--known-hosts", str(kh),
+                         password=sshd.password)  # fmt: skip
         assert proxy.cut.is_set(), (result.output, proxy.sent)
     assert result.exit_code == 3, result.output
     time.sleep(0.5)  # let sshd's session process notice and exit

@@ -363,8 +363,8 @@ def test_connection_cut_mid_deploy(openssh: Target, sshd: SshdInfo, tmp_path: Pa
         url = f"sftp://{sshd.user}@127.0.0.1:{proxy.port}/public_html"
         kh = tmp_path / "known_hosts"
         kh.write_text(sshd.known_hosts.read_text().replace(f"]:{sshd.port} ", f"]:{proxy.port} "))
-        result = run_cli("push", "--delete", str(site), url, "--known-hosts", str(kh),
-                         password=sshd.password)  # fmt: skip
+        result = run_cli("push", "--delete", "--reconnects", "0", str(site), url,
+                         "--known-hosts", str(kh), password=sshd.password)  # fmt: skip
         assert proxy.cut.is_set(), (result.output, proxy.sent)
     assert result.exit_code == 3, result.output
     assert "connection lost" in result.output or "disconnected" in result.output
