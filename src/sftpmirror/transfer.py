@@ -210,8 +210,8 @@ async def execute(
                 phase.name, len(phase.actions()), len(phase.steps), time.monotonic() - began,
             )  # fmt: skip
     except ConnectionLost as e:
-        run.report.elapsed = time.monotonic() - started
         e.done = run.report
         raise
-    run.report.elapsed = time.monotonic() - started
+    finally:
+        run.report.elapsed = time.monotonic() - started
     return run.report
