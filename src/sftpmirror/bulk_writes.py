@@ -188,6 +188,7 @@ class BulkWriter:
     def __init__(self, sftp: asyncssh.SFTPClient) -> None:
         self._sftp = sftp
         self._ready: bool | None = None  # decided at the first large write
+        self._flush: _ChannelFlush | None = None  # the session channel's, once attached
 
     def _attach(self) -> bool:
         handler: Any = getattr(self._sftp, "_handler", None)
@@ -200,9 +201,11 @@ class BulkWriter:
             and packet_log_level() < PACKET_LOG_LEVEL
         ):
             return False
-        if not isinstance(chan._flush_send_buf, _ChannelFlush):
+        flush = chan._flush_send_buf
+        if not isinstance(flush, _ChannelFlush):  # another BulkWriter may have attached first
             flush = _ChannelFlush(chan, chan._conn)
             setattr(chan, "_flush_send_buf", flush)  # noqa: B010 - this channel only, on purpose
+        self._flush = flush
         return True
 
     @property
@@ -213,9 +216,7 @@ class BulkWriter:
     @property
     def sealed(self) -> int:
         """SSH packets sealed by this module on the session's channel so far."""
-        writer = getattr(getattr(self._sftp, "_handler", None), "_writer", None)
-        flush = getattr(getattr(writer, "channel", None), "_flush_send_buf", None)
-        return flush.sealed if isinstance(flush, _ChannelFlush) else 0
+        return self._flush.sealed if self._flush is not None else 0
 
     async def write(self, f: asyncssh.SFTPClientFile, data: bytes, offset: int) -> int:
         """Write ``data`` at ``offset`` in requests of the file's write length, at most
