@@ -20,8 +20,8 @@ from typing import Any
 import asyncssh
 import pytest
 
-from sftpmirror.auth import Secret
 from sftpmirror.server import ServerConfig, ServerInfo, serve
+from sftpmirror.transport.auth import Secret
 from tests.openssh import SshdInfo, running_sshd
 
 EMBEDDED_PASSWORD = "embedded-test-pw"
@@ -154,3 +154,24 @@ def target(request: pytest.FixtureRequest) -> Target:
     """Each test using this runs once against each real server."""
     result: Target = request.getfixturevalue(request.param)
     return result
+
+
+# Fixtures that start (or stand on) the real OpenSSH sshd, and the parameter values that pick it.
+SSHD_FIXTURES = {"sshd", "openssh"}
+
+
+def needs_sshd(item: pytest.Item) -> bool:
+    """Does this test start or use the OpenSSH fixture (directly, or through a parameter)?"""
+    names = set(getattr(item, "fixturenames", ()))
+    callspec = getattr(item, "callspec", None)
+    params = list(callspec.params.values()) if callspec is not None else []
+    return bool(names & SSHD_FIXTURES) or any(
+        isinstance(p, str) and p in SSHD_FIXTURES for p in params
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``-m "not openssh"`` really runs server-free: every test that uses sshd is marked."""
+    for item in items:
+        if needs_sshd(item) and item.get_closest_marker("openssh") is None:
+            item.add_marker(pytest.mark.openssh)

@@ -11,29 +11,96 @@
 
 ``push_sync`` and ``pull_sync`` do the same without an event loop. A ``Reporter``
 (``TextReporter``, ``JsonLinesReporter``, or your own) hears of each phase and action.
+
+Names are loaded when first used, so ``import sftpmirror.engine`` (or ``sftpmirror --version``)
+does not load asyncssh.
 """
 
-from .api import MirrorOptions, Result, mirror, pull, pull_sync, push, push_sync
-from .auth import ConnectOptions, Secret
-from .chmod import ChmodRules, parse_chmod
-from .config import Config, Target, find_config, load_config
-from .errors import (
-    AuthError,
-    ConnectError,
-    ExitStatus,
-    HostKeyError,
-    RemoteError,
-    SafetyError,
-    SftpMirrorError,
-    UsageError,
-)
-from .guards import DeleteLimits
-from .model import Action, Entry, Failure, Kind, Listing, Op, Plan, Report
-from .plan import PlanOptions, plan
-from .progress import JsonLinesReporter, NullReporter, Reporter, TextReporter
-from .url import RemoteSpec, parse_remote
+import importlib as _importlib
+import typing as _typing
 
 __version__ = "0.1.0"
+
+# name -> the module that defines it
+_EXPORTS = {
+    "MirrorOptions": "sftpmirror.engine.mirror",
+    "Result": "sftpmirror.result",
+    "mirror": "sftpmirror.api",
+    "pull": "sftpmirror.api",
+    "pull_sync": "sftpmirror.api",
+    "push": "sftpmirror.api",
+    "push_sync": "sftpmirror.api",
+    "ConnectOptions": "sftpmirror.transport.auth",
+    "Secret": "sftpmirror.transport.auth",
+    "ChmodRules": "sftpmirror.engine.chmod",
+    "parse_chmod": "sftpmirror.engine.chmod",
+    "Config": "sftpmirror.config",
+    "Target": "sftpmirror.config",
+    "find_config": "sftpmirror.config",
+    "load_config": "sftpmirror.config",
+    "AuthError": "sftpmirror.errors",
+    "ConnectError": "sftpmirror.errors",
+    "ExitStatus": "sftpmirror.errors",
+    "HostKeyError": "sftpmirror.errors",
+    "RemoteError": "sftpmirror.errors",
+    "SafetyError": "sftpmirror.errors",
+    "SftpMirrorError": "sftpmirror.errors",
+    "UsageError": "sftpmirror.errors",
+    "DeleteLimits": "sftpmirror.engine.guards",
+    "Action": "sftpmirror.engine.model",
+    "Entry": "sftpmirror.engine.model",
+    "Failure": "sftpmirror.engine.model",
+    "Kind": "sftpmirror.engine.model",
+    "Listing": "sftpmirror.engine.model",
+    "Op": "sftpmirror.engine.model",
+    "Plan": "sftpmirror.engine.model",
+    "Report": "sftpmirror.engine.model",
+    "PlanOptions": "sftpmirror.engine.plan",
+    "plan": "sftpmirror.engine.plan",
+    "JsonLinesReporter": "sftpmirror.reporting.text",
+    "NullReporter": "sftpmirror.reporting.text",
+    "Reporter": "sftpmirror.reporting.text",
+    "TextReporter": "sftpmirror.reporting.text",
+    "RemoteSpec": "sftpmirror.url",
+    "parse_remote": "sftpmirror.url",
+}
+
+if _typing.TYPE_CHECKING:
+    from sftpmirror.api import mirror, pull, pull_sync, push, push_sync
+    from sftpmirror.config import Config, Target, find_config, load_config
+    from sftpmirror.engine.chmod import ChmodRules, parse_chmod
+    from sftpmirror.engine.guards import DeleteLimits
+    from sftpmirror.engine.mirror import MirrorOptions
+    from sftpmirror.engine.model import Action, Entry, Failure, Kind, Listing, Op, Plan, Report
+    from sftpmirror.engine.plan import PlanOptions, plan
+    from sftpmirror.errors import (
+        AuthError,
+        ConnectError,
+        ExitStatus,
+        HostKeyError,
+        RemoteError,
+        SafetyError,
+        SftpMirrorError,
+        UsageError,
+    )
+    from sftpmirror.reporting.text import JsonLinesReporter, NullReporter, Reporter, TextReporter
+    from sftpmirror.result import Result
+    from sftpmirror.transport.auth import ConnectOptions, Secret
+    from sftpmirror.url import RemoteSpec, parse_remote
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sftpmirror' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "Action",

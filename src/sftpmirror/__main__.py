@@ -1,3 +1,3 @@
-from .cli import main
+from sftpmirror.cli.app import main
 
 main()

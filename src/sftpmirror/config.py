@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .chmod import parse_chmod
-from .errors import UsageError
+from sftpmirror.engine.chmod import parse_chmod
+from sftpmirror.errors import UsageError
 
 CONFIG_NAME = "sftpmirror.toml"
 

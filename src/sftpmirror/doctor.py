@@ -15,22 +15,21 @@ import posixpath
 import secrets
 import stat
 import time
+from collections.abc import Coroutine
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import asyncssh
+from sftpmirror.engine.tree import NotFound, TreeError, Unsupported
+from sftpmirror.errors import HostKeyError, SftpMirrorError
+from sftpmirror.findings import INFO, OK, PROBLEM, SKIPPED, SYMBOLS, WARNING
+from sftpmirror.transport.auth import KBDINT, PASSWORD, PUBLICKEY, ConnectOptions
+from sftpmirror.transport.connect import allowed_methods, open_session, resolve
+from sftpmirror.transport.diagnose import connect_failure
+from sftpmirror.transport.login import LoginTrace
+from sftpmirror.transport.session import Facts, Session
+from sftpmirror.url import RemoteSpec
 
-from .auth import KBDINT, PASSWORD, PUBLICKEY, ConnectOptions
-from .diagnose import connect_failure
-from .errors import HostKeyError, SftpMirrorError
-from .login import LoginTrace
-from .remote import describe_sftp_error, free_space
-from .ssh import allowed_methods, connect, open_sftp, resolve
-from .url import RemoteSpec
-
-OK, WARNING, PROBLEM, SKIPPED, INFO = "ok", "warning", "problem", "skipped", "info"
-EXTENSIONS = ("posix_rename", "statvfs", "fsync", "limits", "hardlink", "copy_data")
 LOW_SPACE = 100 << 20
 CHECKS = (
     "destination", "tcp", "ssh", "algorithms", "host-key", "auth-methods", "login", "sftp",
@@ -87,9 +86,9 @@ async def doctor(spec: RemoteSpec, options: ConnectOptions) -> DoctorReport:
     _auth_methods(report, allowed)
     trace = LoginTrace()
     try:
-        async with connect(spec, options, trace) as conn, open_sftp(conn) as sftp:
-            _after_login(report, conn, trace)
-            await _sftp_checks(report, conn, sftp, spec.path)
+        async with open_session(spec, options, trace) as session:
+            _after_login(report, session.facts(), trace)
+            await _sftp_checks(report, session, spec.path)
     except HostKeyError as e:
         report.add("host-key", PROBLEM, e.message, e.hint)
         report.skip_rest("no trusted host key")
@@ -137,16 +136,10 @@ def _auth_methods(report: DoctorReport, allowed: list[str] | None) -> None:
         report.add("auth-methods", OK, detail)
 
 
-def _after_login(
-    report: DoctorReport, conn: asyncssh.SSHClientConnection, trace: LoginTrace
-) -> None:
-    key = conn.get_server_host_key()
-    fingerprint = key.get_fingerprint("sha256") if key else "(unknown)"
-    report.add("host-key", OK, f"{fingerprint} matches known_hosts")
-    cipher = conn.get_extra_info("send_cipher", "?")
-    mac = conn.get_extra_info("send_mac", "?")
-    strict = getattr(conn, "_strict_kex", None)
-    detail = f"cipher {cipher}, mac {mac}"
+def _after_login(report: DoctorReport, facts: Facts, trace: LoginTrace) -> None:
+    report.add("host-key", OK, f"{facts.host_key} matches known_hosts")
+    strict = facts.strict_kex
+    detail = f"cipher {facts.cipher}, mac {facts.mac}"
     if strict:
         report.add("algorithms", OK, detail + "; strict KEX on (Terrapin countermeasure)")
     elif strict is None:
@@ -160,31 +153,21 @@ def _after_login(
         )
     used = trace.attempts[-1] if trace.attempts else None
     how = f"{used.method} ({used.detail})" if used and used.detail else used.method if used else "?"
-    report.add("login", OK, f"logged in as {conn.get_extra_info('username')} with {how}")
+    report.add("login", OK, f"logged in as {facts.username} with {how}")
 
 
-def _extensions(sftp: asyncssh.SFTPClient) -> dict[str, bool | None]:
-    handler = getattr(sftp, "_handler", None)
-    return {name: getattr(handler, f"_supports_{name}", None) for name in EXTENSIONS}
-
-
-async def _sftp_checks(
-    report: DoctorReport,
-    conn: asyncssh.SSHClientConnection,
-    sftp: asyncssh.SFTPClient,
-    path: str,
-) -> None:
-    report.add("sftp", OK, f"SFTP version {sftp.version}")
-    limits = sftp.limits
+async def _sftp_checks(report: DoctorReport, session: Session, path: str) -> None:
+    facts = session.facts()
+    report.add("sftp", OK, f"SFTP version {facts.sftp_version}")
     report.add(
         "limits",
         INFO,
-        f"max read {limits.max_read_len} B, max write {limits.max_write_len} B, "
-        f"max open handles {limits.max_open_handles or 'unlimited'}",
+        f"max read {facts.max_read} B, max write {facts.max_write} B, "
+        f"max open handles {facts.max_handles or 'not limited by the server'}",
     )
-    await _login_directory(report, sftp)
-    renamed = await _destination(report, sftp, path)
-    present = _extensions(sftp)
+    await _login_directory(report, session)
+    renamed = await _destination(report, session, path)
+    present = session.extensions()
     if renamed is not None:
         present["posix_rename"] = renamed  # what the probe saw beats what was advertised
     listed = ", ".join(f"{n.replace('_', '-')}{'' if v else ' (no)'}" for n, v in present.items())
@@ -199,11 +182,15 @@ async def _sftp_checks(
         report.add("extensions", OK, listed)
 
 
-async def _login_directory(report: DoctorReport, sftp: asyncssh.SFTPClient) -> None:
-    home = await sftp.realpath(".")
+async def _login_directory(report: DoctorReport, session: Session) -> None:
     try:
-        top = sorted(str(n) for n in await sftp.listdir("/") if n not in (".", ".."))
-    except asyncssh.SFTPError:
+        home = await session.realpath(".")
+    except TreeError as e:
+        home = f"(the server cannot say: {e})"
+    try:
+        names = await session.listdir("/", _no_spawn)
+        top = sorted(n if isinstance(n, str) else repr(n) for n, _ in names)
+    except TreeError:
         top = []
     system = {"etc", "usr", "bin", "proc", "var"}
     if system & set(top):
@@ -215,31 +202,31 @@ async def _login_directory(report: DoctorReport, sftp: asyncssh.SFTPClient) -> N
         )
 
 
-async def _destination(report: DoctorReport, sftp: asyncssh.SFTPClient, path: str) -> bool | None:
+async def _destination(report: DoctorReport, session: Session, path: str) -> bool | None:
     """The destination checks; returns whether posix-rename worked on the probe (None: unknown)."""
     where = path or "."
     try:
-        attrs = await sftp.stat(where)
-    except asyncssh.SFTPError as e:
+        attrs = await session.stat(where)
+    except TreeError as e:
         report.add(
             "dest-exists",
-            WARNING if isinstance(e, asyncssh.SFTPNoSuchFile) else PROBLEM,
-            f"{where}: {describe_sftp_error(e)}",
+            WARNING if isinstance(e, NotFound) else PROBLEM,
+            f"{where}: {e}",
             "push creates it (with its parents) when the parent is writable",
         )
         report.skip_rest("no destination directory")
         return None
-    if not stat.S_ISDIR(attrs.permissions or 0):
+    if not stat.S_ISDIR(attrs.mode):
         report.add("dest-exists", PROBLEM, f"{where} is not a directory")
         report.skip_rest("destination is not a directory")
         return None
     report.add(
         "dest-exists",
         OK,
-        f"{where} is a directory (mode {stat.S_IMODE(attrs.permissions or 0):03o})",
+        f"{where} is a directory (mode {stat.S_IMODE(attrs.mode):03o})",
     )
-    skew, renamed = await _probe(report, sftp, where)
-    await _free_space(report, sftp, where)
+    skew, renamed = await _probe(report, session, where)
+    await _free_space(report, session, where)
     if skew is None:
         report.add("clock-skew", SKIPPED, "needs the probe file")
     elif abs(skew) > 60:
@@ -255,7 +242,7 @@ async def _destination(report: DoctorReport, sftp: asyncssh.SFTPClient, path: st
 
 
 async def _probe(
-    report: DoctorReport, sftp: asyncssh.SFTPClient, where: str
+    report: DoctorReport, session: Session, where: str
 ) -> tuple[float | None, bool | None]:
     """Write, rename and remove a probe file; return the server's time minus ours, and
     whether posix-rename worked (a server may advertise it and still refuse it: ``-P``)."""
@@ -265,35 +252,38 @@ async def _probe(
     final = posixpath.join(where, f".sftpmirror-doctor.{tag}")
     try:
         before = time.time()
-        async with sftp.open(tmp, "xb") as f:
-            await f.write(b"sftpmirror doctor probe\n")
+        f = await session.create(tmp, None)
+        try:
+            await f.write(b"sftpmirror doctor probe\n", 0)
+        finally:
+            await f.finish(mode=None, mtime=None)
         after = time.time()
         try:
-            await sftp.posix_rename(tmp, final)
+            await session.posix_rename(tmp, final)
             renamed = True
-        except asyncssh.SFTPOpUnsupported:
+        except Unsupported:
             renamed = False
-            await sftp.rename(tmp, final)
-        mtime = (await sftp.stat(final)).mtime or 0
-    except asyncssh.SFTPError as e:
+            await session.rename(tmp, final)
+        mtime = (await session.stat(final)).mtime
+    except TreeError as e:
         report.add(
             "dest-writable",
             PROBLEM,
-            f"{where} is not writable: {describe_sftp_error(e)}",
+            f"{where} is not writable: {e}",
             "the account must own the directory (chown it to the account); in a chroot the root "
             "is root-owned, so deploy into a directory inside it, such as public_html",
         )
         return None, renamed
     finally:
         for name in (tmp, final):  # random names: only ever our own probe files
-            with suppress(asyncssh.SFTPError):
-                await sftp.remove(name)
+            with suppress(TreeError):
+                await session.remove(name)
     report.add("dest-writable", OK, f"{where}: a probe file was written, renamed and removed")
     return mtime - (before + after) / 2, renamed
 
 
-async def _free_space(report: DoctorReport, sftp: asyncssh.SFTPClient, where: str) -> None:
-    free = await free_space(sftp, where)
+async def _free_space(report: DoctorReport, session: Session, where: str) -> None:
+    free = await session.free_space(where)
     if free is None:
         report.add("free-space", SKIPPED, "the server does not report it (no statvfs)")
         return
@@ -304,13 +294,8 @@ async def _free_space(report: DoctorReport, sftp: asyncssh.SFTPClient, where: st
         report.add("free-space", OK, detail)
 
 
-SYMBOLS = {
-    OK: "ok     ",
-    WARNING: "WARNING",
-    PROBLEM: "PROBLEM",
-    SKIPPED: "skipped",
-    INFO: "info   ",
-}
+def _no_spawn(close: Coroutine[None, None, None]) -> None:
+    close.close()  # doctor lists one directory: the close is not worth a task
 
 
 def render(report: DoctorReport) -> str:

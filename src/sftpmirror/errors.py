@@ -23,7 +23,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .model import Report
+    from sftpmirror.engine.model import Report
 
 
 class ExitStatus(IntEnum):

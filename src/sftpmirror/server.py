@@ -18,8 +18,8 @@ from pathlib import Path
 
 import asyncssh
 
-from .auth import Secret
-from .hostkeys import host_pattern
+from sftpmirror.transport.auth import Secret
+from sftpmirror.transport.hostkeys import host_pattern
 
 DEFAULT_USER = "deploy"
 HOST_KEY_NAME = "ssh_host_ed25519_key"

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-from .errors import UsageError
+from sftpmirror.errors import UsageError
 
 _HOST = re.compile(r"^(?P<host>\[[^\]/@]+\]|[^:/\[\]@]+)(?::(?P<port>[^/]*))?$")
 _SCP = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>\[[^\]]+\]|[^:/\[\]@]+):(?P<path>.*)$")
@@ -33,6 +33,18 @@ class RemoteSpec:
         return f"sftp://{user}{host}{port}/{quote(self.path, safe='/~')}"
 
 
+# user:password@ at the start (a password may hold "/"; the URL parser refuses these too).
+_USERINFO_PASSWORD = re.compile(r"^(?P<head>[^@/:]*):[^@]*@")
+
+
+def redact(text: str) -> str:
+    """``text`` with any password in its userinfo replaced by ``***`` (for JSON, logs and
+    messages: a refused URL must not echo what it refused)."""
+    scheme = text[: len("sftp://")] if text.lower().startswith("sftp://") else ""
+    rest = _USERINFO_PASSWORD.sub(lambda m: f"{m['head']}:***@", text[len(scheme) :], count=1)
+    return scheme + rest
+
+
 def is_remote(text: str) -> bool:
     """True for ``sftp://…`` and ``[user@]host:path``; a local path with a colon needs ``./``."""
     if text.lower().startswith("sftp://"):
@@ -40,12 +52,24 @@ def is_remote(text: str) -> bool:
     return bool(_SCP.match(text)) and not text.startswith(("/", ".", "~"))
 
 
+_PASSWORD_REFUSED = (
+    "a password in the URL is refused (it would show in ps and shell history); "
+    "use --password-file FILE or SFTPMIRROR_PASSWORD"
+)
+# scp-style with a password: user:password@host:path (else read as host "user")
+_SCP_PASSWORD = re.compile(r"^[^@/:]+:[^@]*@[^:/]+:")
+
+
 def parse_remote(text: str) -> RemoteSpec:
     if text.lower().startswith("sftp://"):
         return _parse_url(text)
+    if _SCP_PASSWORD.match(text):
+        raise UsageError(_PASSWORD_REFUSED)
     match = _SCP.match(text)
     if not match or text.startswith(("/", ".", "~")):
-        raise UsageError(f"not a remote location: {text!r} (expected sftp://user@host/path)")
+        raise UsageError(
+            f"not a remote location: {redact(text)!r} (expected sftp://user@host/path)"
+        )
     return RemoteSpec(
         host=_host(match["host"], text), path=_clean(match["path"]), user=match["user"]
     )
@@ -56,10 +80,7 @@ def _parse_url(text: str) -> RemoteSpec:
     authority, slash, raw_path = rest.partition("/")
     userinfo, at, hostport = authority.rpartition("@")
     if (at and ":" in userinfo) or (":" in authority and not at and "@" in raw_path):
-        raise UsageError(
-            "a password in the URL is refused (it would show in ps and shell history); "
-            "use --password-file FILE or SFTPMIRROR_PASSWORD"
-        )
+        raise UsageError(_PASSWORD_REFUSED)
     match = _HOST.match(hostport)
     if not match:
         raise UsageError("malformed URL: expected sftp://user@host[:port]/path")

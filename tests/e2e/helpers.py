@@ -18,9 +18,9 @@ from typing import Any
 import asyncssh
 from click.testing import CliRunner, Result
 
-from sftpmirror.chmod import DEFAULT_RULES, ChmodRules
-from sftpmirror.cli import main
-from sftpmirror.manifest import DEFAULT_NAME as MANIFEST
+from sftpmirror.cli.app import main
+from sftpmirror.engine.chmod import DEFAULT_RULES, ChmodRules
+from sftpmirror.engine.manifest import DEFAULT_NAME as MANIFEST
 from tests.conftest import Target
 
 

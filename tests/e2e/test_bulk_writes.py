@@ -7,6 +7,7 @@ each get the behaviour the module promises."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import os
 import time
@@ -15,15 +16,18 @@ from typing import Any
 
 import asyncssh
 import pytest
-from asyncssh.channel import SSHChannel
 
-from sftpmirror import bulk_writes
-from sftpmirror.auth import ConnectOptions, Secret
-from sftpmirror.bulk_writes import BulkWriter, matches_asyncssh
-from sftpmirror.lean_packets import lean_sftp, quiet_packet_logs, skip_ignore_packets
-from sftpmirror.ssh import CIPHERS, connect, open_sftp
+from sftpmirror.transport._fastpath import bulk_writes, surface
+from sftpmirror.transport._fastpath.bulk_writes import BulkWriter
+from sftpmirror.transport._fastpath.lean_packets import (
+    lean_sftp,
+    quiet_packet_logs,
+    skip_ignore_packets,
+)
+from sftpmirror.transport._fastpath.write_batching import batch_writes
+from sftpmirror.transport.auth import ConnectOptions, Secret
+from sftpmirror.transport.connect import CIPHERS, connect, open_sftp
 from sftpmirror.url import RemoteSpec
-from sftpmirror.write_batching import batch_writes
 from tests.conftest import Target
 from tests.e2e.helpers import assert_same_tree, asyncssh_log, plain_connect, run_cli
 from tests.faults import CuttingProxy
@@ -58,12 +62,6 @@ async def lean_upload(target: Target, path: str, **options: object) -> tuple[boo
             lean_sftp(sftp)
             bulk = await upload(sftp, path)
             return bulk.active, bulk.sealed, conn.get_extra_info("send_cipher")
-
-
-def test_written_for_the_installed_asyncssh() -> None:
-    # If this fails, asyncssh changed a function bulk_writes stands in for: large writes go
-    # through asyncssh (slower, still right). Read the change, update bulk_writes, then REPLACED.
-    assert matches_asyncssh(), f"asyncssh {asyncssh.__version__}: see bulk_writes.REPLACED"
 
 
 @pytest.mark.parametrize("cipher", CIPHERS)
@@ -133,17 +131,18 @@ def test_packet_logs_keep_asyncssh_on_the_wire(sshd: SshdInfo) -> None:
 def test_a_changed_asyncssh_turns_the_route_off(
     sshd: SshdInfo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(bulk_writes.REPLACED, SSHChannel._flush_send_buf, "0" * 16)
-    matches_asyncssh.cache_clear()
-    try:
-        active, sealed, _ = asyncio.run(lean_upload(Target.of(sshd), "public_html/plain.bin"))
-    finally:
-        monkeypatch.undo()
-        matches_asyncssh.cache_clear()
+    differs = tuple(
+        dataclasses.replace(p, digest="0" * 16) if p.name.endswith("._flush_send_buf") else p
+        for p in surface.SURFACE
+    )
+    monkeypatch.setattr(surface, "SURFACE", differs)
+    assert not surface.enabled("bulk")
+    active, sealed, _ = asyncio.run(lean_upload(Target.of(sshd), "public_html/plain.bin"))
+    monkeypatch.undo()
     assert not active
     assert sealed == 0
     assert (sshd.web_root / "plain.bin").read_bytes() == DATA
-    assert matches_asyncssh()
+    assert surface.enabled("bulk")
 
 
 def test_requests_in_flight_are_bounded(sshd: SshdInfo, monkeypatch: pytest.MonkeyPatch) -> None:

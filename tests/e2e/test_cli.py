@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -147,6 +148,22 @@ def test_bad_destination_exits_2(tmp_path: Path, url: str, message: str) -> None
     assert result.exit_code == 2
     assert message in result.output
     assert "secret" not in result.output
+
+
+@pytest.mark.parametrize("flag", ["--json", "--json-lines"])
+@pytest.mark.parametrize(
+    "url", ["sftp://u:s3cret-pw@127.0.0.1/x", "sftp://u:s3cret/pw@127.0.0.1/x", "u:s3cret-pw@h:x"]
+)
+def test_a_refused_password_is_not_echoed_in_json(tmp_path: Path, flag: str, url: str) -> None:
+    """F13: the URL was refused, then echoed whole in --json's destination."""
+    result = run_cli("push", flag, str(tmp_path), url, password="x")
+    assert result.exit_code == 2, result.output
+    assert "s3cret" not in result.output
+    out = result.stdout.strip()
+    summary = json.loads(out.splitlines()[-1] if flag == "--json-lines" else out)
+    assert summary["exit_code"] == 2
+    assert "password in the URL is refused" in summary["error"]["message"]
+    assert ":***@" in summary["destination"]
 
 
 def test_excluded_paths_are_neither_copied_nor_deleted(target: Target, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import ClassVar
 import asyncssh
 import pytest
 
-from sftpmirror.manifest import DEFAULT_NAME as MANIFEST
+from sftpmirror.engine.manifest import DEFAULT_NAME as MANIFEST
 from tests.conftest import Target, embedded_server
 from tests.e2e.helpers import assert_same_tree, make_site, run_cli, snapshot
 from tests.faults import CuttingProxy, HostileServer
@@ -310,8 +310,8 @@ def test_permission_denied_on_one_directory(openssh: Target, tmp_path: Path) -> 
 
 @pytest.mark.parametrize(
     "forged",
-    [b"../x", b"/etc/x", b"a/b", b"", b"x\x00y", b"bell\x07", b"index.html"],
-    ids=["dotdot", "absolute", "slash", "empty", "nul", "control", "duplicate"],
+    [b"../x", b"/etc/x", b"a/b", b"", b"x\x00y", b"index.html"],
+    ids=["dotdot", "absolute", "slash", "empty", "nul", "duplicate"],
 )
 def test_pull_from_a_hostile_server(tmp_path: Path, state_dir: Path, forged: bytes) -> None:
     HostileServer.forged = [forged]
@@ -324,6 +324,22 @@ def test_pull_from_a_hostile_server(tmp_path: Path, state_dir: Path, forged: byt
     assert "refusing to go on" in result.output or "twice" in result.output
     assert not dest.exists()
     assert not outside.exists()
+
+
+@pytest.mark.parametrize("forged", [b"bell\x07", b"two\nlines", b"logo-\xe9.png"])
+def test_pull_refuses_an_undeployable_name_and_pulls_the_rest(
+    tmp_path: Path, state_dir: Path, forged: bytes
+) -> None:
+    """F2/F3: one rule on both sides; the name is a failure of its own (exit 1), not a stop."""
+    HostileServer.forged = [forged]
+    with embedded_server(tmp_path, state_dir, HostileServer) as target:
+        (target.disk / "index.html").write_text("hello")
+        dest = tmp_path / "pulled"
+        result = run_cli("pull", target.url(), str(dest), target=target)
+    assert result.exit_code == 1, result.output
+    assert "name refused" in result.output
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in dest.iterdir()) == ["index.html"]
 
 
 def test_disk_full_is_reported_and_deletes_nothing(openssh: Target, tmp_path: Path) -> None:

@@ -174,10 +174,26 @@ class SlowWrites(asyncssh.SFTPServer):
         return result if isinstance(result, int) else await result
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def _ignore_signals() -> None:
+    """As a shell's background job (``cmd &`` in a script) starts: SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    ("sig", "inherited_ignored"),
+    [
+        (signal.SIGINT, False),
+        (signal.SIGTERM, False),
+        (signal.SIGTERM, True),
+        (signal.SIGINT, True),
+    ],
+    ids=["SIGINT", "SIGTERM", "SIGTERM-background-job", "SIGINT-background-job"],
+)
 def test_interrupt_exits_130_and_leaves_no_partial_file(
-    tmp_path: Path, state_dir: Path, sig: signal.Signals
+    tmp_path: Path, state_dir: Path, sig: signal.Signals, inherited_ignored: bool
 ) -> None:
+    """F1: a background job inherits SIGINT ignored; SIGTERM used to do nothing there."""
     site = tmp_path / "site"
     site.mkdir()
     (site / "big.bin").write_bytes(os.urandom(8 << 20))
@@ -186,7 +202,13 @@ def test_interrupt_exits_130_and_leaves_no_partial_file(
         env = {"SFTPMIRROR_PASSWORD": target.password, "PATH": "/usr/bin:/bin"}
         cmd = [sys.executable, "-m", "sftpmirror", "push", "--json", str(site), target.url()]
         cmd += ["--known-hosts", str(target.known_hosts)]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=_ignore_signals if inherited_ignored else None,
+        )
         deadline = time.monotonic() + 20
         while not list(target.disk.glob(".sftpmirror.*")) and time.monotonic() < deadline:
             time.sleep(0.02)

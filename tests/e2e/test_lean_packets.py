@@ -21,9 +21,9 @@ import pytest
 from asyncssh.logging import SSHLogger
 from asyncssh.packet import SSHPacketLogger
 
-from sftpmirror.auth import ConnectOptions, Secret
-from sftpmirror.lean_packets import quiet_packet_logs, skip_ignore_packets
-from sftpmirror.ssh import CIPHERS, connect, open_sftp
+from sftpmirror.transport._fastpath.lean_packets import quiet_packet_logs, skip_ignore_packets
+from sftpmirror.transport.auth import ConnectOptions, Secret
+from sftpmirror.transport.connect import CIPHERS, connect, open_sftp
 from sftpmirror.url import RemoteSpec
 from tests.conftest import Target
 from tests.e2e.helpers import asyncssh_log, plain_connect

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import sftpmirror
-from sftpmirror.summary import SCHEMA
+from sftpmirror.reporting.summary import SCHEMA
 from tests.conftest import Target
 from tests.e2e.helpers import assert_same_tree, make_site
 

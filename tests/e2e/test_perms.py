@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sftpmirror.chmod import parse_chmod
 from sftpmirror.config import CONFIG_NAME
+from sftpmirror.engine.chmod import parse_chmod
 from sftpmirror.errors import ExitStatus
 from tests.conftest import Target
 from tests.e2e.helpers import assert_same_tree, run_cli

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from sftpmirror import api
+from sftpmirror.engine import retry
 from tests.conftest import Target
 from tests.e2e.helpers import assert_same_tree, run_cli
 from tests.faults import CuttingProxy
@@ -24,7 +24,7 @@ FILES = 40  # of 60 KB, and one of 4 MiB; 4 at a time, and the line drops at 5 M
 
 @pytest.fixture(autouse=True)
 def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(api, "RECONNECT_FIRST_WAIT", 0.05)
+    monkeypatch.setattr(retry, "FIRST_WAIT", 0.05)
 
 
 def make_site(tmp_path: Path) -> Path:

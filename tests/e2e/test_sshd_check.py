@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from sftpmirror.sshd_config import DEFAULTS, Connection, effective, find_sshd, from_sshd, parse
-from sftpmirror.sshd_snippet import COMMANDS_HEADER, CONFIG_HEADER, KEYS, snippet
+from sftpmirror.sshd.config import DEFAULTS, Connection, effective, find_sshd, from_sshd, parse
+from sftpmirror.sshd.snippet import COMMANDS_HEADER, CONFIG_HEADER, KEYS, snippet
 from tests.conftest import Target
 from tests.e2e.helpers import make_site, run_cli, snapshot
 from tests.openssh import (
@@ -135,12 +135,24 @@ def no_force_command(layout: Layout) -> tuple[str, str]:
 
 
 def posix_rename_denied(layout: Layout) -> tuple[str, str]:
+    forced = "ForceCommand internal-sftp -P posix-rename"
+    return _replace(good(layout), "ForceCommand internal-sftp", forced), ""
+
+
+def posix_rename_extension_name_denied(layout: Layout) -> tuple[str, str]:
+    """F15: not a request name, so internal-sftp denies nothing: not a problem, but said."""
     forced = "ForceCommand internal-sftp -P posix-rename@openssh.com"
     return _replace(good(layout), "ForceCommand internal-sftp", forced), ""
 
 
 def posix_rename_not_allowed(layout: Layout) -> tuple[str, str]:
     forced = "ForceCommand internal-sftp -p open,close,read,write,rename"
+    return _replace(good(layout), "ForceCommand internal-sftp", forced), ""
+
+
+def posix_rename_allowed(layout: Layout) -> tuple[str, str]:
+    """F15: a -p list that includes posix-rename was flagged."""
+    forced = "ForceCommand internal-sftp -p open,close,read,write,rename,posix-rename,setstat"
     return _replace(good(layout), "ForceCommand internal-sftp", forced), ""
 
 
@@ -229,6 +241,21 @@ def test_each_classic_mistake(
         assert status in statuses.get(name, set()), (name, body)
     problems = {n for n, s in statuses.items() if "problem" in s}
     assert problems <= set(expected), body  # no collateral findings
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+@pytest.mark.parametrize(
+    ("setup", "status"),
+    [(posix_rename_extension_name_denied, "warning"), (posix_rename_allowed, "ok")],
+    ids=["extension-name-filters-nothing", "allowed-in-p-list"],
+)
+def test_internal_sftp_flags_by_request_name(
+    layout: Layout, parser: str, setup: Mistake, status: str
+) -> None:
+    """F15: internal-sftp filters by request name (posix-rename), as sftp-server -Q lists."""
+    code, statuses, body = check(layout.write(*setup(layout)), parser)
+    assert code == 0, body
+    assert statuses.get("sftp-flags") == {status}, body
 
 
 @pytest.mark.parametrize("mistake", [c[0] for c in CASES], ids=[c[0].__name__ for c in CASES])

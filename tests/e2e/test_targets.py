@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import sftpmirror
-from sftpmirror.cli import main
+from sftpmirror.cli.app import main
 from sftpmirror.config import CONFIG_NAME, load_config
 from sftpmirror.errors import ExitStatus
 from tests.conftest import Target
@@ -223,7 +223,7 @@ def test_shell_completion_offers_target_names(tmp_path: Path) -> None:
         "COMP_CWORD": "2",
     }
     done = subprocess.run(
-        [sys.executable, "-c", "from sftpmirror.cli import main; main(prog_name='sftpmirror')"],
+        [sys.executable, "-c", "from sftpmirror.cli.app import main; main(prog_name='sftpmirror')"],
         cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.stdout.split() == ["plain,production", "plain,preview"], done.stderr

@@ -23,14 +23,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncssh
 import pytest
 
-from sftpmirror.auth import ConnectOptions, Secret
-from sftpmirror.local import LocalTree
-from sftpmirror.remote import RemoteTree
-from sftpmirror.ssh import connect, open_sftp
-from sftpmirror.tree import TEMP_PREFIX, Tree
+from sftpmirror.engine.tree import TEMP_PREFIX, Tree, TreeError
+from sftpmirror.transport.auth import ConnectOptions, Secret
+from sftpmirror.transport.connect import open_session
+from sftpmirror.trees.local import LocalTree
+from sftpmirror.trees.remote import RemoteTree
 from sftpmirror.url import RemoteSpec
 from tests.conftest import Target
 
@@ -52,8 +51,9 @@ class TreeEnv:
 
     @property
     def error_type(self) -> type[Exception]:
-        """What a failed operation raises: SFTP errors pass through RemoteTree unchanged."""
-        return asyncssh.SFTPError if self.remote else OSError
+        """What a failed operation raises on every tree: the Tree error contract's item error
+        (never asyncssh's or the OS's own)."""
+        return TreeError
 
     def tree(self, sub: str = "") -> AbstractAsyncContextManager[Tree]:
         """The tree whose root is ``sub`` below the web root (``""``: the web root itself)."""
@@ -136,8 +136,8 @@ def remote_env(target: Target) -> TreeEnv:
     @asynccontextmanager
     async def opener(sub: str) -> AsyncIterator[Tree]:
         root = posixpath.join(target.path, sub) if sub else target.path
-        async with connect(spec, options) as conn, open_sftp(conn) as sftp:
-            yield RemoteTree(sftp, root, f"{target.kind}:{root}")
+        async with open_session(spec, options) as session:
+            yield RemoteTree(session, root, f"{target.kind}:{root}")
 
     st = target.disk.stat()
     owner = (st.st_uid, st.st_gid) if target.kind == "openssh" else None

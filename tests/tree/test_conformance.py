@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from sftpmirror.local import LocalTree
-from sftpmirror.model import Action, Entry, Kind, Listing, Op
-from sftpmirror.transfer import CHUNK, WRITES_IN_FLIGHT, copy_file
-from sftpmirror.tree import TEMP_PREFIX, TEMP_SUFFIX, Excludes, FileWriter, Tree
+from sftpmirror.engine.model import Action, Entry, Kind, Listing, Op
+from sftpmirror.engine.transfer import CHUNK, WRITES_IN_FLIGHT, copy_file
+from sftpmirror.engine.tree import TEMP_PREFIX, TEMP_SUFFIX, Excludes, FileWriter, NotFound, Tree
+from sftpmirror.trees.local import LocalTree
 from tests.tree.conftest import TreeEnv
 
 T0 = 1_600_000_000  # whole-second mtimes, far from "now"
@@ -569,7 +569,7 @@ def test_open_read_missing_file_fails(tree_env: TreeEnv) -> None:
         async with tree_env.tree() as tree, tree.open_read("nope.txt") as reader:
             await reader.read(1, 0)
 
-    with pytest.raises(tree_env.error_type):
+    with pytest.raises(NotFound):
         asyncio.run(body())
 
 
@@ -650,7 +650,7 @@ def test_remove_missing_fails(tree_env: TreeEnv) -> None:
         async with tree_env.tree() as tree:
             await tree.remove(file_entry("nope.txt"))
 
-    with pytest.raises(tree_env.error_type):
+    with pytest.raises(NotFound):
         asyncio.run(body())
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sftpmirror.model import Entry, Kind, Listing, Plan
+from sftpmirror.engine.model import Entry, Kind, Listing, Plan
 
 
 def f(path: str, size: int = 10, mtime: int = 1_000, mode: int = 0o644) -> Entry:

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from sftpmirror.auth import (
+from sftpmirror.errors import ExitStatus, UsageError
+from sftpmirror.transport.auth import (
     PASSWORD_ENV,
     SSHPASS_ENV,
     ConnectOptions,
@@ -21,8 +22,7 @@ from sftpmirror.auth import (
     password_from_env,
     read_password_file,
 )
-from sftpmirror.errors import ExitStatus, UsageError
-from sftpmirror.login import PasswordSource
+from sftpmirror.transport.login import PasswordSource
 
 VALUE = "s3cr3t-Pa55"
 

@@ -10,7 +10,7 @@ import struct
 
 from asyncssh.constants import MSG_CHANNEL_DATA, MSG_CHANNEL_EOF, MSG_CHANNEL_EXTENDED_DATA
 
-from sftpmirror.bulk_writes import _ChannelFlush
+from sftpmirror.transport._fastpath.bulk_writes import _ChannelFlush
 
 
 class Conn:

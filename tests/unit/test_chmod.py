@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sftpmirror.chmod import DEFAULT_CHMOD, DEFAULT_RULES, parse_chmod
+from sftpmirror.engine.chmod import DEFAULT_CHMOD, DEFAULT_RULES, parse_chmod
 from sftpmirror.errors import ExitStatus, UsageError
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import pytest
 
-from sftpmirror.cli import pull, push
+from sftpmirror.cli.app import pull, push
 from sftpmirror.config import (
     CONFIG_NAME,
     KEYS,

@@ -12,7 +12,7 @@ import click
 import pytest
 import yaml
 
-from sftpmirror.cli import main
+from sftpmirror.cli.app import main
 
 ROOT = Path(__file__).parents[2]
 DOCS = ["README.md", "docs/ci.md", "docs/recipes.md", "docs/json.md"]

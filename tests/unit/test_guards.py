@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from sftpmirror.engine.guards import MIN_FILES, DeleteLimits, check_deletes
+from sftpmirror.engine.model import Entry, Listing, Op
+from sftpmirror.engine.plan import PlanOptions, plan
 from sftpmirror.errors import ExitStatus, SafetyError
-from sftpmirror.guards import MIN_FILES, DeleteLimits, check_deletes
-from sftpmirror.model import Entry, Listing, Op
-from sftpmirror.plan import PlanOptions, plan
 
 from .planhelpers import d, f, listing, ln
 

@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 from pathlib import Path
 
-from sftpmirror.local import HASH_THREADS, POOL_FROM, LocalTree
+from sftpmirror.trees.local import HASH_THREADS, POOL_FROM, LocalTree
 
 
 def test_small_and_big_files_hash_like_hashlib(tmp_path: Path) -> None:

@@ -18,26 +18,25 @@ from typing import Any
 import pytest
 
 from sftpmirror.api import MirrorOptions, Result, fill_hashes, mirror
-from sftpmirror.errors import ExitStatus, RemoteError
-from sftpmirror.local import LocalTree
-from sftpmirror.manifest import (
+from sftpmirror.engine.hashing import HASH_CHUNK, sha256_file
+from sftpmirror.engine.manifest import (
     DEFAULT_NAME,
     FORMAT,
-    HASH_CHUNK,
     VERSION,
     Manifest,
     ManifestStore,
     Record,
     after_run,
     apply,
-    sha256_file,
     touched,
     without,
 )
-from sftpmirror.model import Entry, Failure, Listing, Op, Report
-from sftpmirror.plan import PlanOptions, plan, same_file
-from sftpmirror.progress import NullReporter
-from sftpmirror.tree import TEMP_PREFIX, Excludes
+from sftpmirror.engine.model import Entry, Failure, Listing, Op, Report
+from sftpmirror.engine.plan import PlanOptions, plan, same_file
+from sftpmirror.engine.tree import TEMP_PREFIX, Excludes
+from sftpmirror.errors import ExitStatus, RemoteError
+from sftpmirror.reporting.text import NullReporter
+from sftpmirror.trees.local import LocalTree
 
 from .planhelpers import d, f, listing, ln, render
 

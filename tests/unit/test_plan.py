@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from sftpmirror.model import Action, Entry, Kind, Listing, Op, Phase, Plan
-from sftpmirror.plan import PAGE_SUFFIXES, ROOT, PlanOptions, describe, plan, same_file
+from sftpmirror.engine.model import Action, Entry, Kind, Listing, Op, Phase, Plan
+from sftpmirror.engine.plan import PAGE_SUFFIXES, ROOT, PlanOptions, describe, plan, same_file
 
 from .planhelpers import d, f, listing, ln, render, steps
 

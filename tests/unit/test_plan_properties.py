@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sftpmirror.model import Entry, Kind, Listing, Op, Plan
-from sftpmirror.plan import PlanOptions, plan, same_file
+from sftpmirror.engine.model import Entry, Kind, Listing, Op, Plan
+from sftpmirror.engine.plan import PlanOptions, plan, same_file
 
 NAMES = ("a", "b", "c.html")
 MAX_DEPTH = 3

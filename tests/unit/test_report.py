@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from sftpmirror.api import Result
-from sftpmirror.model import Failure, Op, Plan, Report
+from sftpmirror.engine.model import Failure, Op, Plan, Report
 
 
 def test_carry_adds_the_work_and_drops_the_failures() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from sftpmirror.errors import UsageError
-from sftpmirror.sshd_audit import sftp_accounts, sftp_flags
-from sftpmirror.sshd_config import (
+from sftpmirror.sshd.audit import sftp_accounts, sftp_flags
+from sftpmirror.sshd.config import (
     Connection,
     effective,
     expand_tokens,
@@ -18,7 +18,7 @@ from sftpmirror.sshd_config import (
     matches,
     parse,
 )
-from sftpmirror.sshd_snippet import KEYS, snippet
+from sftpmirror.sshd.snippet import KEYS, snippet
 
 ALICE = Connection("alice", ("users", "sftponly"), addr="10.1.2.3", host="Client.Example.org")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sftpmirror.tree import TEMP_PREFIX, TEMP_SUFFIX, Excludes, temp_name
+from sftpmirror.engine.tree import TEMP_PREFIX, TEMP_SUFFIX, Excludes, temp_name
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sftpmirror.errors import ExitStatus, UsageError
-from sftpmirror.url import RemoteSpec, is_remote, parse_remote
+from sftpmirror.url import RemoteSpec, is_remote, parse_remote, redact
 
 
 @pytest.mark.parametrize(
@@ -118,6 +118,7 @@ def test_host_never_contains_at() -> None:
     ],
 )
 def test_password_in_url_is_refused_and_not_echoed(text: str, password: str) -> None:
+    assert password not in redact(text) or not password
     with pytest.raises(UsageError) as info:
         parse_remote(text)
     assert "password" in str(info.value)
@@ -203,3 +204,18 @@ def test_remote_spec_str(spec: RemoteSpec, text: str) -> None:
 )
 def test_remote_spec_round_trips(spec: RemoteSpec) -> None:
     assert parse_remote(str(spec)) == spec
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("sftp://u:hunter2@h/x", "sftp://u:***@h/x"),
+        ("SFTP://u:hun/ter2@h/x", "SFTP://u:***@h/x"),
+        ("u:hunter2@h:public_html", "u:***@h:public_html"),
+        ("sftp://u@h:2222/x", "sftp://u@h:2222/x"),
+        ("u@h:public_html", "u@h:public_html"),
+        ("public", "public"),
+    ],
+)
+def test_redact_hides_a_password_and_nothing_else(text: str, shown: str) -> None:
+    assert redact(text) == shown

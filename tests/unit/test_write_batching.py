@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sftpmirror.write_batching import _BatchedTransport
+from sftpmirror.transport._fastpath.write_batching import _BatchedTransport
 
 
 class Counting:

@@ -1,0 +1,365 @@
+"""The flags push and pull share, and their translation into the library's option records.
+
+A named target from ``sftpmirror.toml`` fills in every flag not given on the command line (its
+keys are the flags' names): flags win over the target, the target over the defaults. The
+password flags count as one: any of them on the command line sets aside the target's.
+Commands turn click's parameters into one typed, frozen record (``MirrorFlags``,
+``ConnectionFlags``) at once; a target gives a new record, never a mutated dict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from click.core import ParameterSource
+
+from sftpmirror.config import PASSWORD_KEYS, PERMS_KEYS, Target
+from sftpmirror.engine.chmod import DEFAULT_CHMOD, DEFAULT_RULES, ChmodRules, parse_chmod
+from sftpmirror.engine.guards import DeleteLimits
+from sftpmirror.engine.manifest import DEFAULT_NAME as DEFAULT_MANIFEST
+from sftpmirror.engine.mirror import DEFAULT_JOBS, DEFAULT_RECONNECTS, MirrorOptions
+from sftpmirror.engine.plan import PAGE_SUFFIXES
+from sftpmirror.errors import UsageError
+from sftpmirror.transport.auth import (
+    DEFAULT_MAX_KEYS,
+    ConnectOptions,
+    Secret,
+    parse_auth_methods,
+    password_from_command,
+    password_from_env,
+    read_password_file,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _apply(func: F, options: list[Callable[[F], F]]) -> F:
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def mirror_options(func: F) -> F:
+    """Options of push and pull (connection options included)."""
+    func = _apply(func, [
+        click.option(
+            "--config",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="sftpmirror.toml to read targets from (default: the nearest one up from here).",
+        ),
+        click.option(
+            "--delete/--no-delete",
+            default=False,
+            help="Delete destination files not in the source.",
+        ),
+        click.option(
+            "-n",
+            "--dry-run",
+            is_flag=True,
+            help="Print what would be done, and why; change nothing.",
+        ),
+        click.option("-v", "--verbose", is_flag=True, help="Print each action as it is done."),
+        click.option("-q", "--quiet", is_flag=True, help="Print errors only."),
+        click.option(
+            "--json", "as_json", is_flag=True, help="Print a summary object as JSON on stdout."
+        ),
+        click.option(
+            "--json-lines", is_flag=True, help="Print one JSON object per event on stdout."
+        ),
+        click.option(
+            "--exclude",
+            "excludes",
+            multiple=True,
+            metavar="PATTERN",
+            help="gitignore-style pattern; repeatable, adds to the target's. Excluded remote "
+            "paths are never deleted.",
+        ),
+        click.option(
+            "-j",
+            "--jobs",
+            type=click.IntRange(1, 256),
+            default=DEFAULT_JOBS,
+            show_default=True,
+            help="Files in flight at once over the one connection.",
+        ),
+        click.option(
+            "--reconnects",
+            type=click.IntRange(0, 100),
+            default=DEFAULT_RECONNECTS,
+            show_default=True,
+            metavar="N",
+            help="Times a connection lost mid-run is made again (waits 2 s, then twice as long "
+            "each time); the run then carries on. 0: stop at once (exit 3).",
+        ),
+        click.option(
+            "--chmod",
+            metavar="RULES",
+            help=f"Modes to set, rsync syntax, applied to the source's bits (default "
+            f"{DEFAULT_CHMOD}: a web-readable site whatever the umask; e.g. Fgo-w or D750,F640).",
+        ),
+        click.option("--perms", is_flag=True, help="Keep the source's permission bits."),
+        click.option(
+            "--no-perms", is_flag=True, help="Set no permission bits: the server's defaults."
+        ),
+        click.option(
+            "--manifest",
+            default=DEFAULT_MANIFEST,
+            show_default=True,
+            metavar="PATH",
+            help="Remote manifest, relative to the remote directory (../NAME keeps it outside).",
+        ),
+        click.option("--no-manifest", is_flag=True, help="Compare by size and mtime only."),
+        click.option(
+            "--local-manifest",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Keep the manifest in this local file instead of on the server.",
+        ),
+        click.option(
+            "--verify/--no-verify",
+            default=False,
+            help="Download and hash remote files the manifest cannot vouch for.",
+        ),
+        click.option(
+            "--pages-last",
+            default=",".join(PAGE_SUFFIXES),
+            show_default=True,
+            metavar="SUFFIXES",
+            help="Files with these endings go up after all others (comma-separated).",
+        ),
+        click.option(
+            "--allow-empty-source",
+            is_flag=True,
+            help="With --delete, allow an empty source to empty the destination.",
+        ),
+        click.option(
+            "--max-delete",
+            type=click.IntRange(0),
+            metavar="N",
+            help="Refuse to delete more than N files.",
+        ),
+        click.option(
+            "--max-delete-percent",
+            type=click.FloatRange(0, 100),
+            default=50.0,
+            show_default=True,
+            help="Refuse to delete more than this share of the destination's files.",
+        ),
+    ])  # fmt: skip
+    return connection_options(func)
+
+
+def connection_options(func: F) -> F:
+    return _apply(func, [
+        click.option("--debug", is_flag=True, help="Trace the SSH conversation; tracebacks."),
+        click.option(
+            "--password-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Read the password from FILE (mode 600).",
+        ),
+        click.option(
+            "--password-env",
+            metavar="NAME",
+            help="Read the password from environment variable NAME "
+            "(default $SFTPMIRROR_PASSWORD, then $SSHPASS).",
+        ),
+        click.option(
+            "--password-command",
+            metavar="CMD",
+            help="Run CMD (with the shell) and use its output as the password, "
+            "e.g. 'pass show web/prod'.",
+        ),
+        click.option(
+            "-i",
+            "--identity",
+            "identities",
+            multiple=True,
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Private key to log in with; only this key is offered.",
+        ),
+        click.option(
+            "--auth",
+            "auth_methods",
+            metavar="METHODS",
+            help="Methods to try, in order, e.g. 'password' or 'publickey,password' "
+            "(publickey, keyboard-interactive, password).",
+        ),
+        click.option(
+            "--max-keys",
+            type=click.IntRange(0, 100),
+            default=DEFAULT_MAX_KEYS,
+            show_default=True,
+            help="Keys from the agent and ssh_config offered at most (under MaxAuthTries).",
+        ),
+        click.option(
+            "--known-hosts",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="known_hosts file (default ~/.ssh/known_hosts).",
+        ),
+        click.option(
+            "--accept-new-host-key",
+            is_flag=True,
+            help="Trust and record the key of a host seen the first time (never a changed key).",
+        ),
+        click.option(
+            "-F",
+            "--ssh-config",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="ssh_config file (default ~/.ssh/config).",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(1, 3600),
+            default=30.0,
+            show_default=True,
+            help="Seconds to wait for the connection and the login.",
+        ),
+    ])  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionFlags:
+    """The connection flags of push, pull and doctor, as click parsed them."""
+
+    debug: bool = False
+    password_file: Path | None = None
+    password_env: str | None = None
+    password_command: str | None = None
+    identities: tuple[Path, ...] = ()
+    auth_methods: str | None = None
+    max_keys: int = DEFAULT_MAX_KEYS
+    known_hosts: Path | None = None
+    accept_new_host_key: bool = False
+    ssh_config: Path | None = None
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorFlags(ConnectionFlags):
+    """Every flag of push and pull, as click parsed them (then filled in by a target)."""
+
+    config: Path | None = None
+    delete: bool = False
+    dry_run: bool = False
+    verbose: bool = False
+    quiet: bool = False
+    as_json: bool = False
+    json_lines: bool = False
+    excludes: tuple[str, ...] = ()
+    jobs: int = DEFAULT_JOBS
+    reconnects: int = DEFAULT_RECONNECTS
+    chmod: str | None = None
+    perms: bool = False
+    no_perms: bool = False
+    manifest: str = DEFAULT_MANIFEST
+    no_manifest: bool = False
+    local_manifest: Path | None = None
+    verify: bool = False
+    pages_last: str = ",".join(PAGE_SUFFIXES)
+    allow_empty_source: bool = False
+    max_delete: int | None = None
+    max_delete_percent: float = 50.0
+
+    @property
+    def machine(self) -> bool:
+        """JSON on stdout (``--json`` or ``--json-lines``)."""
+        return self.as_json or self.json_lines
+
+
+FlagsT = TypeVar("FlagsT", ConnectionFlags, MirrorFlags)
+
+
+def flags_from(cls: type[FlagsT], params: Mapping[str, Any]) -> FlagsT:
+    """The typed record of click's parameters (the ones the record names; tuples for lists)."""
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name in params:
+            value = params[f.name]
+            values[f.name] = tuple(value) if isinstance(value, list | tuple) else value
+    return cls(**values)
+
+
+def apply_target(ctx: click.Context, target: Target, flags: MirrorFlags) -> MirrorFlags:
+    """The flags with the target's values wherever the command line did not set the flag."""
+
+    def given(param: str) -> bool:
+        return ctx.get_parameter_source(param) not in (ParameterSource.DEFAULT, None)
+
+    names = {f.name for f in fields(MirrorFlags)}
+    password_given = any(given(k) for k in PASSWORD_KEYS)
+    perms_given = any(given(k) for k in PERMS_KEYS)
+    changes: dict[str, Any] = {}
+    for param, value in target.values.items():
+        if (param in PASSWORD_KEYS and password_given) or (param in PERMS_KEYS and perms_given):
+            continue
+        if param == "excludes":
+            changes["excludes"] = (*value, *flags.excludes)
+        elif param == "manifest" and value is False:
+            if not given("manifest"):
+                changes["no_manifest"] = True
+        elif param in names and not given(param):
+            changes[param] = tuple(value) if isinstance(value, list) else value
+    return dataclasses.replace(flags, **changes)
+
+
+def password(flags: ConnectionFlags) -> Secret | None:
+    """From the one password flag given, else $SFTPMIRROR_PASSWORD, else $SSHPASS, else None
+    (the login then prompts, on a terminal)."""
+    chosen = [k for k in PASSWORD_KEYS if getattr(flags, k) is not None]
+    if len(chosen) > 1:
+        names = " and ".join("--" + k.replace("_", "-") for k in chosen)
+        raise UsageError(f"give one password source, not {names}")
+    if flags.password_file is not None:
+        return read_password_file(flags.password_file)
+    if flags.password_command is not None:
+        return password_from_command(flags.password_command)
+    return password_from_env(name=flags.password_env)
+
+
+def permission_rules(flags: MirrorFlags) -> ChmodRules | None:
+    """--chmod's rules, none for --perms (the source's bits), else the default ones."""
+    if flags.no_perms and (flags.chmod is not None or flags.perms):
+        raise UsageError("--no-perms sets no permissions: it cannot go with --chmod or --perms")
+    if flags.chmod is not None:
+        return parse_chmod(flags.chmod)
+    return None if flags.perms else DEFAULT_RULES
+
+
+def connect_options(flags: ConnectionFlags) -> ConnectOptions:
+    methods = flags.auth_methods
+    return ConnectOptions(
+        password=password(flags),
+        prompt_password=True,
+        identities=tuple(flags.identities),
+        auth=parse_auth_methods(methods) if methods is not None else None,
+        max_keys=flags.max_keys,
+        known_hosts=flags.known_hosts,
+        accept_new_host_key=flags.accept_new_host_key,
+        ssh_config=flags.ssh_config,
+        timeout=flags.timeout,
+    )
+
+
+def mirror_options_from(flags: MirrorFlags) -> MirrorOptions:
+    return MirrorOptions(
+        delete=flags.delete,
+        dry_run=flags.dry_run,
+        excludes=tuple(flags.excludes),
+        jobs=flags.jobs,
+        reconnects=flags.reconnects,
+        perms=not flags.no_perms,
+        chmod=permission_rules(flags),
+        manifest=None if flags.no_manifest else flags.manifest,
+        local_manifest=flags.local_manifest,
+        verify=flags.verify,
+        page_suffixes=tuple(x.strip().lower() for x in flags.pages_last.split(",") if x.strip()),
+        limits=DeleteLimits(
+            allow_empty_source=flags.allow_empty_source,
+            max_delete=flags.max_delete,
+            max_delete_percent=flags.max_delete_percent,
+        ),
+    )

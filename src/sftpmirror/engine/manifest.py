@@ -1,0 +1,179 @@
+"""The manifest: what sftpmirror last deployed (path → size, remote mtime, SHA-256), kept with
+the remote tree so a shell-less server's files are known by content without downloading them.
+
+A remote file whose size and mtime still match its entry is known by the entry's hash; one that
+drifted (changed behind our back) or has no entry is unknown, and a push replaces it. A
+missing, corrupt or foreign manifest is never trusted: the comparison falls back to size and
+mtime, and says so. Format: gzip-compressed JSON, ``{"format": "sftpmirror-manifest",
+"version": 1, "files": {path: [size, mtime, sha256]}}``; written to a temporary name and renamed
+over the old one, and only after the uploads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import posixpath
+import re
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from sftpmirror.engine.hashing import HASH_CHUNK
+from sftpmirror.engine.model import Entry, Kind, Listing, Op, Plan, Report
+from sftpmirror.engine.tree import NotFound, Tree, TreeError, read_chunks
+from sftpmirror.errors import RemoteError
+
+FORMAT = "sftpmirror-manifest"
+VERSION = 1
+DEFAULT_NAME = ".sftpmirror-manifest.json.gz"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    size: int
+    mtime: int
+    sha256: str
+
+
+@dataclass(slots=True)
+class Manifest:
+    files: dict[str, Record] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        files = {p: [r.size, r.mtime, r.sha256] for p, r in sorted(self.files.items())}
+        text = json.dumps({"format": FORMAT, "version": VERSION, "files": files})
+        return gzip.compress(text.encode(), mtime=0)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Manifest:
+        """Parse; ValueError (with the reason) for anything that is not our manifest."""
+        try:
+            doc: Any = json.loads(gzip.decompress(data))
+        except (OSError, EOFError, ValueError, zlib.error) as e:
+            raise ValueError(f"not a gzip JSON file ({e})") from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise ValueError("not an sftpmirror manifest")
+        if doc.get("version") != VERSION:
+            raise ValueError(f"manifest version {doc.get('version')!r} is not {VERSION}")
+        files: dict[str, Record] = {}
+        raw = doc.get("files")
+        if not isinstance(raw, dict):
+            raise ValueError("manifest has no file table")
+        for path, value in raw.items():
+            if not (
+                isinstance(path, str)
+                and isinstance(value, list)
+                and len(value) == 3
+                and all(type(v) is int for v in value[:2])
+                and isinstance(value[2], str)
+                and _SHA256.fullmatch(value[2])
+            ):
+                raise ValueError(f"bad manifest entry for {path!r}")
+            files[path] = Record(value[0], value[1], value[2])
+        return cls(files)
+
+
+def apply(listing: Listing, manifest: Manifest) -> int:
+    """Give each file whose size and mtime match its record the recorded hash; mark the listing's
+    hashes authoritative. Returns how many files drifted from their record."""
+    drifted = 0
+    for path, entry in list(listing.entries.items()):
+        record = manifest.files.get(path)
+        if entry.kind is not Kind.FILE or record is None:
+            continue
+        if record.size == entry.size and record.mtime == entry.mtime:
+            listing.entries[path] = dataclasses.replace(entry, sha256=record.sha256)
+        else:
+            drifted += 1
+    listing.hashes_known = True
+    return drifted
+
+
+def touched(plan: Plan) -> set[str]:
+    """Files the plan will change: their records must go before the first upload, so a run
+    that dies half-way never leaves a record vouching for a file it replaced."""
+    return {
+        a.path
+        for a in plan.actions()
+        if a.entry.kind is Kind.FILE
+        and a.op in (Op.COPY, Op.REPLACE, Op.ATTRS, Op.DELETE, Op.CLEAR)
+    }
+
+
+def without(manifest: Manifest, paths: set[str]) -> Manifest:
+    return Manifest({p: r for p, r in manifest.files.items() if p not in paths})
+
+
+def after_run(src: Listing, dst: Listing, plan: Plan, report: Report) -> Manifest:
+    """What the destination holds after a run, as far as it is known for sure.
+
+    Copied files are recorded with the hash of the bytes sent; files left alone keep the
+    destination's size and mtime with their known hash (or the source's, when size and mtime
+    vouched for them); files whose action failed are left out, so the next run replaces them.
+    """
+    failed = {f.path for f in report.failures}
+    attrs = {a.path for a in plan.actions() if a.op is Op.ATTRS}
+    files: dict[str, Record] = {}
+    for path, s in src.entries.items():
+        if s.kind is not Kind.FILE or path in failed:
+            continue
+        if path in report.copied:
+            size, sent = report.copied[path]
+            files[path] = Record(size, s.mtime, sent)
+            continue
+        d = dst.entries.get(path)
+        known = (d.sha256 if d else None) or s.sha256
+        if d is None or d.kind is not Kind.FILE or known is None:
+            continue
+        files[path] = Record(d.size, s.mtime if path in attrs else d.mtime, known)
+    return Manifest(files)
+
+
+class ManifestStore:
+    """Where the manifest lives: a path on a Tree (relative to its root; may lead outside it,
+    as ``../.sftpmirror-manifest.json.gz`` does, or be a local file through a LocalTree)."""
+
+    def __init__(self, tree: Tree, path: str, *, in_mirrored_tree: bool = True) -> None:
+        self.tree = tree
+        self.path = path
+        self.in_mirrored_tree = in_mirrored_tree
+
+    @property
+    def inside(self) -> str | None:
+        """The manifest's path inside the mirrored tree, if it is inside (to keep it out)."""
+        path = posixpath.normpath(self.path)
+        outside = path.startswith(("/", "../")) or path in ("..", ".")
+        return None if outside or not self.in_mirrored_tree else path
+
+    async def load(self) -> tuple[Manifest | None, str | None]:
+        """The manifest, or None and a sentence saying why it is not used."""
+        try:
+            async with self.tree.open_read(self.path) as reader:
+                data = b"".join([chunk async for chunk in read_chunks(reader, HASH_CHUNK)])
+        except NotFound:
+            return None, self._fallback("no manifest yet")
+        except TreeError as e:
+            return None, self._fallback(f"cannot read the manifest ({e})")
+        try:
+            return Manifest.decode(data), None
+        except ValueError as e:
+            return None, self._fallback(f"manifest ignored: {e}")
+
+    def _fallback(self, why: str) -> str:
+        return (
+            f"{why} ({self.tree.label}: {self.path}): comparing by size and mtime; "
+            "--verify compares content"
+        )
+
+    async def save(self, manifest: Manifest) -> None:
+        data = manifest.encode()
+        entry = Entry(self.path, Kind.FILE, len(data), int(time.time()), 0o600)
+        try:
+            async with self.tree.open_write(entry, perms=True) as writer:
+                await writer.write(data, 0)
+        except TreeError as e:
+            raise RemoteError(f"cannot write the manifest {self.path}: {e}") from None

@@ -1,0 +1,198 @@
+"""One mirror run between two trees: scan both (concurrently) → plan() (pure) → check the
+delete guards → execute() (unless dry-run), with the manifest read before and written after.
+
+Push and pull are this one function with the sides swapped; it knows nothing of SSH (the
+trees do), and its errors are the Tree error contract's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sftpmirror.engine import chmod, manifest
+from sftpmirror.engine.chmod import DEFAULT_RULES, ChmodRules
+from sftpmirror.engine.concurrency import task_group
+from sftpmirror.engine.guards import DeleteLimits, check_deletes
+from sftpmirror.engine.manifest import DEFAULT_NAME as DEFAULT_MANIFEST
+from sftpmirror.engine.manifest import Manifest, ManifestStore
+from sftpmirror.engine.model import Kind, Listing, Plan, Report
+from sftpmirror.engine.plan import PAGE_SUFFIXES, PlanOptions, plan
+from sftpmirror.engine.reporter import Reporter
+from sftpmirror.engine.transfer import execute
+from sftpmirror.engine.tree import Excludes, Tree
+from sftpmirror.errors import RemoteError, SftpMirrorError, UsageError
+
+DEFAULT_JOBS = 64
+DEFAULT_RECONNECTS = 3  # after a connection lost mid-run; waits 2, 4, 8 s: 14 s in all
+
+log = logging.getLogger("sftpmirror.mirror")
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorOptions:
+    delete: bool = False
+    dry_run: bool = False
+    excludes: tuple[str, ...] = ()
+    jobs: int = DEFAULT_JOBS
+    perms: bool = True  # False: set no permission bits at all (the server's defaults)
+    chmod: ChmodRules | None = DEFAULT_RULES  # applied to the source's bits; None: as they are
+    manifest: str | None = DEFAULT_MANIFEST  # remote path, relative to the remote directory
+    local_manifest: Path | None = None  # keep the manifest on this machine instead
+    verify: bool = False  # download and hash remote files the manifest cannot vouch for
+    limits: DeleteLimits = field(default_factory=DeleteLimits)
+    page_suffixes: tuple[str, ...] = PAGE_SUFFIXES  # uploaded after every other file
+    reconnects: int = DEFAULT_RECONNECTS  # times a connection lost mid-run is made again
+
+
+DEFAULTS = MirrorOptions()
+
+
+async def mirror(
+    src: Tree,
+    dst: Tree,
+    options: MirrorOptions,
+    reporter: Reporter,
+    *,
+    missing_source: type[SftpMirrorError] = UsageError,
+    manifest_store: ManifestStore | None = None,
+    manifest_side: str = "dst",
+) -> tuple[Plan, Report]:
+    """Scan, compare, plan, check the delete limits, then (unless dry-run) execute.
+
+    ``manifest_store`` describes the remote side (``manifest_side``): it is read to know the
+    remote files by content, and — when the remote side is the destination — rewritten after
+    the run (first without the records of the files about to change, then complete).
+    """
+    inside = manifest_store.inside if manifest_store else None
+    excludes = Excludes(options.excludes, frozenset({inside}) if inside else frozenset())
+    began = time.monotonic()
+    reporter.phase("scanning")
+    # Both scans and the manifest's read at once; the local files the manifest knows are
+    # hashed (in threads) while the remote tree is still being listed.
+    loaded: asyncio.Task[tuple[Manifest | None, str | None]] | None = None
+    async with task_group() as group:
+        src_scan = group.create_task(src.scan(excludes))
+        dst_scan = group.create_task(dst.scan(excludes))
+        if manifest_store is not None:
+            loaded = group.create_task(manifest_store.load())
+            local, scan = (src, src_scan) if manifest_side == "dst" else (dst, dst_scan)
+            if local.cheap_hashes:
+                group.create_task(_hash_ahead(local, scan, loaded))
+    src_listing, dst_listing = src_scan.result(), dst_scan.result()
+    log.debug(
+        "scanned %d + %d entries in %.2fs",
+        len(src_listing.entries), len(dst_listing.entries), time.monotonic() - began,
+    )  # fmt: skip
+    if not src_listing.root_exists:
+        raise missing_source(f"source directory not found: {src.label}")
+    if options.perms and options.chmod is not None:
+        chmod.apply_to(src_listing, options.chmod)
+    reporter.phase("comparing")
+    store = manifest_store if manifest_side == "dst" else None  # the one this run rewrites
+    old: Manifest | None = None
+    if loaded is not None:
+        remote_listing = dst_listing if manifest_side == "dst" else src_listing
+        old, why = loaded.result()
+        if old is not None:
+            manifest.apply(remote_listing, old)
+        elif why and remote_listing.root_exists:
+            reporter.warning(why)
+    began = time.monotonic()
+    await fill_hashes(
+        src, src_listing, dst, dst_listing, all_source=store is not None, verify=options.verify
+    )
+    log.debug("manifest and hashes in %.2fs", time.monotonic() - began)
+    plan_options = PlanOptions(
+        delete=options.delete, perms=options.perms, page_suffixes=options.page_suffixes
+    )
+    the_plan = plan(src_listing, dst_listing, plan_options)
+    for warning in the_plan.warnings:
+        reporter.warning(warning)
+    if options.delete:
+        check_deletes(the_plan, src_listing, dst_listing, options.limits)
+    reporter.planned(the_plan)
+    if options.dry_run:
+        return the_plan, Report(dry_run=True)
+    on_server = old  # what the manifest on the server says at each moment
+    if store is not None and old is not None and (changing := manifest.touched(the_plan)):
+        on_server = manifest.without(old, changing)
+        await store.save(on_server)
+    report = await execute(
+        the_plan, src, dst, jobs=options.jobs, perms=options.perms, reporter=reporter
+    )
+    if store is not None:
+        new = manifest.after_run(src_listing, dst_listing, the_plan, report)
+        if on_server is None or new.files != on_server.files:
+            try:
+                await store.save(new)
+            except RemoteError as e:
+                reporter.warning(f"{e}; the next run compares by size and mtime")
+    return the_plan, report
+
+
+async def _hash_ahead(
+    local: Tree,
+    scan: asyncio.Task[Listing],
+    loaded: asyncio.Task[tuple[Manifest | None, str | None]],
+) -> None:
+    """Hash the local files the manifest records at the same size: the comparison will need
+    them (they are the ones that can be unchanged), and the remote listing is still coming."""
+    listing = await asyncio.shield(scan)
+    old, _ = await asyncio.shield(loaded)
+    if old is None:
+        return
+    wanted = [
+        path
+        for path, entry in listing.entries.items()
+        if entry.kind is Kind.FILE
+        and entry.sha256 is None
+        and (record := old.files.get(path)) is not None
+        and record.size == entry.size
+    ]
+    for path, digest in (await local.hash_files(wanted)).items():
+        listing.entries[path] = dataclasses.replace(listing.entries[path], sha256=digest)
+
+
+async def fill_hashes(
+    src: Tree,
+    src_listing: Listing,
+    dst: Tree,
+    dst_listing: Listing,
+    *,
+    all_source: bool,
+    verify: bool,
+) -> None:
+    """Hash what the comparison (and the manifest) needs, where hashing is cheap or asked for.
+
+    Only files with a same-size counterpart are ever hashed beforehand: any other file is
+    copied, and its hash is taken from the bytes sent. A local side hashes those whose
+    counterpart's hash is known (all of them when ``all_source`` — a manifest will be written
+    and must vouch for files that stay); a remote side hashes (downloads) them only with
+    ``verify``, where the manifest does not vouch for them.
+    """
+    same_size = [
+        path
+        for path, s in src_listing.entries.items()
+        if s.kind is Kind.FILE
+        and (d := dst_listing.entries.get(path)) is not None
+        and d.kind is Kind.FILE
+        and d.size == s.size
+    ]
+    for tree, mine, other, everything in (
+        (src, src_listing, dst_listing, all_source),
+        (dst, dst_listing, src_listing, False),
+    ):
+        if tree.cheap_hashes:
+            wanted = [p for p in same_size if everything or verify or other.entries[p].sha256]
+        elif verify:
+            wanted = same_size
+        else:
+            continue
+        wanted = [p for p in wanted if mine.entries[p].sha256 is None]
+        for path, digest in (await tree.hash_files(wanted)).items():
+            mine.entries[path] = dataclasses.replace(mine.entries[path], sha256=digest)

@@ -1,0 +1,205 @@
+"""execute(): carry out a Plan between two Trees with bounded concurrency; return a Report.
+
+Each step's actions are shared by ``jobs`` workers, so at most ``jobs`` files are in flight on
+the one SFTP session (and each file's writes are pipelined by asyncssh). A failed action is
+recorded and the run goes on; after any failure the destructive phases (delete, rmdir) are held
+back. A tree raises only the Tree error contract's errors (``engine/tree.py``): a ``TreeError``
+fails its action; a lost connection is not a per-file failure: it aborts the run with
+``ConnectionLost``, which carries the Report so far; any other error stops the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from sftpmirror.engine.concurrency import run_pool
+from sftpmirror.engine.model import Action, Failure, Kind, Op, Plan, Report
+from sftpmirror.engine.reporter import Reporter
+from sftpmirror.engine.tree import Tree, TreeError
+from sftpmirror.errors import ConnectionLost
+
+log = logging.getLogger("sftpmirror.transfer")
+
+CHUNK = 1 << 20  # bytes read from the source at a time; asyncssh splits writes into requests
+LARGE_CHUNK = 8 << 20  # for files this large: 8 MiB chunks (32 write requests each)
+LARGE_SLOTS = 4  # large files at once with large chunks; each holds 3 chunks (2 written, 1 read)
+THREADED_HASH = 256 << 10  # chunks this large are hashed off the event loop
+WRITES_IN_FLIGHT = 2  # chunks of one file being written at once (3, or 4 of 4 MiB: no faster)
+
+
+def _ignore(nbytes: int) -> None:
+    pass
+
+
+async def copy_file(
+    src: Tree,
+    dst: Tree,
+    action: Action,
+    *,
+    perms: bool,
+    chunk: int = CHUNK,
+    sent: Callable[[int], None] = _ignore,
+) -> tuple[int, str]:
+    """Stream one file from ``src`` to ``dst`` (atomically replaced).
+
+    Two chunks' writes are in flight at once and the next chunk is read meanwhile, so the
+    pipe never waits for the last answers of a chunk before the next one starts; each chunk is
+    hashed in order as it goes out (large chunks in a thread: hashlib releases the GIL).
+    Returns the bytes copied and the SHA-256 of exactly those bytes (for the manifest);
+    ``sent`` hears of each chunk written (progress).
+    """
+    offset = 0
+    digest = hashlib.sha256()
+    writes: deque[tuple[asyncio.Future[int], int]] = deque()
+    ahead: asyncio.Future[bytes] | None = None
+    async with (
+        src.open_read(action.path) as reader,
+        dst.open_write(action.entry, perms=perms) as writer,
+    ):
+        try:
+            data = await reader.read(chunk, 0)
+            while data:
+                ahead = asyncio.ensure_future(reader.read(chunk, offset + len(data)))
+                writes.append((asyncio.ensure_future(writer.write(data, offset)), len(data)))
+                if len(data) >= THREADED_HASH:
+                    await asyncio.to_thread(digest.update, data)
+                else:
+                    digest.update(data)
+                offset += len(data)
+                while len(writes) >= WRITES_IN_FLIGHT:
+                    await _written(writes, sent)
+                data = await ahead
+            while writes:
+                await _written(writes, sent)
+        except BaseException:
+            await _settle([w for w, _ in writes] + ([ahead] if ahead is not None else []))
+            raise
+    return offset, digest.hexdigest()
+
+
+async def _written(
+    writes: deque[tuple[asyncio.Future[int], int]], sent: Callable[[int], None]
+) -> None:
+    write, size = writes[0]
+    await write
+    writes.popleft()
+    sent(size)
+
+
+async def _settle(futures: list[asyncio.Future[Any]]) -> None:
+    """Let the other reads and writes of a failed file finish (their errors are dropped).
+
+    They are not cancelled: asyncssh sends a large write as several requests from tasks of its
+    own, which a cancellation would not stop. One sent after the file's handle is closed could
+    land in the next file that the server gives the same handle.
+    """
+    if futures:
+        await asyncio.wait(futures)
+    for future in futures:
+        if not future.cancelled():
+            future.exception()  # retrieved: the error being raised is this one or an earlier one
+
+
+async def _apply(
+    action: Action,
+    src: Tree,
+    dst: Tree,
+    perms: bool,
+    large: asyncio.Semaphore,
+    sent: Callable[[int], None],
+) -> tuple[int, str | None]:
+    entry = action.entry
+    match action.op:
+        case Op.COPY | Op.REPLACE if entry.size >= LARGE_CHUNK:
+            async with large:
+                return await copy_file(src, dst, action, perms=perms, chunk=LARGE_CHUNK, sent=sent)
+        case Op.COPY | Op.REPLACE:
+            return await copy_file(src, dst, action, perms=perms, sent=sent)
+        case Op.MKDIR:
+            await dst.mkdir(entry, perms=perms)
+        case Op.ATTRS:
+            await dst.set_attrs(entry, perms=perms)
+        case Op.CLEAR if entry.kind is Kind.DIR:
+            await dst.rmdir(entry)
+        case Op.RMDIR:
+            await dst.rmdir(entry)
+        case Op.CLEAR | Op.DELETE | Op.SWEEP:
+            await dst.remove(entry)
+    return 0, None
+
+
+class _Run:
+    def __init__(self, src: Tree, dst: Tree, jobs: int, perms: bool, reporter: Reporter) -> None:
+        self.src, self.dst, self.jobs, self.perms = src, dst, max(1, jobs), perms
+        self.reporter = reporter
+        self.report = Report()
+        self.failed_dirs: set[str] = set()
+        self.large = asyncio.Semaphore(LARGE_SLOTS)
+
+    def fail(self, action: Action, message: str) -> None:
+        self.report.failures.append(Failure(action.path, action.op, message))
+        if action.op is Op.MKDIR:
+            self.failed_dirs.add(action.path)
+        self.reporter.failed(action, message)
+
+    def _blocked(self, action: Action) -> str | None:
+        parent = action.entry.parent
+        while parent:
+            if parent in self.failed_dirs:
+                return f"skipped: {parent}/ could not be created"
+            parent = parent.rpartition("/")[0]
+        return None
+
+    async def apply(self, action: Action) -> None:
+        if blocked := self._blocked(action):
+            self.fail(action, blocked)
+            return
+        try:
+            nbytes, digest = await _apply(
+                action, self.src, self.dst, self.perms, self.large, self.reporter.transferred
+            )
+        except TreeError as e:
+            self.fail(action, str(e) or type(e).__name__)
+        else:
+            self.report.done[action.op] += 1
+            self.report.bytes_copied += nbytes
+            if digest is not None:
+                self.report.copied[action.path] = (nbytes, digest)
+            self.reporter.done(action, nbytes)
+
+
+async def execute(
+    plan: Plan, src: Tree, dst: Tree, *, jobs: int, perms: bool, reporter: Reporter
+) -> Report:
+    run = _Run(src, dst, jobs, perms, reporter)
+    started = time.monotonic()
+    for action in plan.conflicts:
+        run.fail(action, action.reason)
+    try:
+        for phase in plan.phases:
+            if phase.destructive and run.report.failures:
+                held = len(phase.actions())
+                run.report.not_run += held
+                reporter.warning(f"not running {held} {phase.name} action(s): there were errors")
+                continue
+            began = time.monotonic()
+            if phase.steps:
+                reporter.phase(phase.name)
+            for step in phase.steps:
+                await run_pool(step, run.apply, min(run.jobs, len(step)))
+            log.debug(
+                "phase %s: %d action(s) in %d step(s), %.2fs",
+                phase.name, len(phase.actions()), len(phase.steps), time.monotonic() - began,
+            )  # fmt: skip
+    except ConnectionLost as e:
+        e.done = run.report
+        raise
+    finally:
+        run.report.elapsed = time.monotonic() - started
+    return run.report

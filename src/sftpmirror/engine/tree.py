@@ -1,0 +1,185 @@
+"""The one protocol both sides implement, so push and pull are the same code with the sides swapped.
+
+Writes are atomic per file: ``open_write`` yields a writer on a hidden temporary name in the
+same directory; leaving the block normally sets the attributes and renames it over the final
+name, leaving it by an exception removes the temporary file. A reader of the final name sees
+the old file or the new one, never a part of either.
+
+The error contract: a Tree raises only these, chosen by how the engine must react (as rclone
+sorts errors into fatal / retry / no-retry), never its library's own exceptions:
+
+    TreeError              this item failed: recorded, the run goes on, deletes are held back
+    ├── NotFound           no such file or directory
+    ├── PermissionDenied   the server or the OS said no
+    ├── NoSpace            no space left, or over quota
+    ├── Unsupported        the server does not do this operation
+    └── ServerFailure      a bare "failure" with no reason (often: out of descriptors)
+    errors.ConnectionLost  the session is gone: the run stops and may reconnect
+    errors.SftpMirrorError any other (RemoteError, UsageError): the run stops with its exit code
+
+``trees/remote.py`` gets these from ``transport/`` (one mapping of asyncssh's errors, in
+``transport/errors.py``); ``trees/local.py`` maps OSError the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import unicodedata
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+import pathspec
+
+from sftpmirror.engine.model import Entry, Listing
+
+
+class TreeError(Exception):
+    """One operation on one item failed; ``str()`` is the reason to show beside its path."""
+
+
+class NotFound(TreeError):
+    pass
+
+
+class PermissionDenied(TreeError):
+    pass
+
+
+class NoSpace(TreeError):
+    pass
+
+
+class Unsupported(TreeError):
+    pass
+
+
+class ServerFailure(TreeError):
+    pass
+
+
+TEMP_PREFIX = ".sftpmirror."
+TEMP_SUFFIX = ".part"
+_TEMP = re.compile(r"^\.sftpmirror\.[0-9a-f]{8}\..+\.part$", re.DOTALL)
+
+
+def name_problem(name: str) -> str | None:
+    """Why a name cannot be deployed (the same rule for every tree), None when it can: one that
+    is not UTF-8 (SFTP names are UTF-8), or holds a control character (a newline, say: it
+    breaks every line-oriented log and listing, and the remote scan refuses it)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        return "contains control characters"
+    return None
+
+
+def shown(path: str) -> str:
+    """``path`` safe to print: bytes that are not UTF-8 and control characters escaped."""
+    text = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(c if ord(c) >= 0x20 and ord(c) != 0x7F else f"\\x{ord(c):02x}" for c in text)
+
+
+def is_temp(name: str) -> bool:
+    """Is this one of our upload temporaries (``.sftpmirror.<8 hex>.<name>.part``)?"""
+    return bool(_TEMP.match(name))
+
+
+class FileReader(Protocol):
+    async def read(self, size: int, offset: int) -> bytes: ...
+
+
+async def read_chunks(reader: FileReader, size: int) -> AsyncIterator[bytes]:
+    """A file's bytes, ``size`` at a time, from offset 0 to the end."""
+    offset = 0
+    while data := await reader.read(size, offset):
+        offset += len(data)
+        yield data
+
+
+class FileWriter(Protocol):
+    async def write(self, data: bytes, offset: int) -> int:
+        """Write at ``offset``. An error may surface at the next write or at the close: the
+        data is known written only when ``open_write()``'s block has exited."""
+        ...
+
+
+class Tree(Protocol):
+    """Both sides of a mirror. Every method raises only the errors of the contract above."""
+
+    label: str
+    cheap_hashes: bool  # True where hashing a file costs no network round trip (LocalTree)
+
+    async def scan(self, excludes: Excludes) -> Listing: ...
+
+    async def mkdir(self, entry: Entry, *, perms: bool) -> None:
+        """Create the directory (``entry.path == ""``: the root, with its parents)."""
+
+    async def set_attrs(self, entry: Entry, *, perms: bool) -> None:
+        """Set permission bits (when ``perms``) and, for files, the modification time."""
+
+    async def remove(self, entry: Entry) -> None:
+        """Remove a file or symbolic link (never follows the link)."""
+
+    async def rmdir(self, entry: Entry) -> None: ...
+
+    def open_read(self, path: str) -> AbstractAsyncContextManager[FileReader]: ...
+
+    async def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
+        """SHA-256 of each file that could be read (the others are left out)."""
+
+    def open_write(self, entry: Entry, *, perms: bool) -> AbstractAsyncContextManager[FileWriter]:
+        """Write to a temporary name; on success set attributes and rename over ``entry.path``."""
+
+
+class Excludes:
+    """gitignore-style patterns, matched against paths relative to the tree's root, plus
+    ``reserved`` paths that are never part of a mirror (the manifest)."""
+
+    def __init__(self, patterns: tuple[str, ...] = (), reserved: frozenset[str] = frozenset()):
+        self.patterns = patterns
+        self.reserved = reserved
+        self._spec = pathspec.GitIgnoreSpec.from_lines(patterns) if patterns else None
+
+    def __call__(self, path: str, is_dir: bool) -> bool:
+        if path in self.reserved:
+            return True
+        if self._spec is None:
+            return False
+        return bool(self._spec.match_file(path + "/" if is_dir else path))
+
+
+class Names:
+    """A tree's paths are compared in Unicode NFC (macOS writes NFD, Linux keeps bytes); this
+    remembers the name on disk wherever it differs, so I/O uses the real name while a new file
+    gets the NFC one."""
+
+    def __init__(self) -> None:
+        self._real: dict[str, str] = {}
+
+    def child(self, parent: str, name: str) -> str:
+        """The NFC path of ``name`` in ``parent`` (an NFC path); records the real one."""
+        key = unicodedata.normalize("NFC", name)
+        path = f"{parent}/{key}" if parent else key
+        real = f"{self.real(parent)}/{name}" if parent else name
+        if real != path:
+            self._real[path] = real
+        return path
+
+    def real(self, path: str) -> str:
+        if not path or path in self._real:
+            return self._real.get(path, path)
+        parent, _, name = path.rpartition("/")
+        return f"{self.real(parent)}/{name}" if parent else name
+
+
+def temp_name(name: str) -> str:
+    """A hidden name beside ``name`` for an upload in progress, within NAME_MAX (255 bytes)."""
+    tag = secrets.token_hex(4)
+    room = 255 - len(TEMP_PREFIX) - len(tag) - 1 - len(TEMP_SUFFIX)
+    base = os.fsencode(name)[:room].decode("utf-8", "ignore")
+    return f"{TEMP_PREFIX}{tag}.{base}{TEMP_SUFFIX}"

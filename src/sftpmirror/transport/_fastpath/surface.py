@@ -1,0 +1,146 @@
+"""Every asyncssh private the fast paths lean on, named once, with the fingerprint it had when
+the code using it was written (asyncssh 2.24.1), and the switch that turns them off.
+
+A fast path is on only when every one of its entries still has that fingerprint: for a
+function, the SHA-256 of its source (first 16 hex digits); for a constant, of its ``repr``.
+A changed entry turns its feature off, and asyncssh's public path carries the work instead
+(``scandir`` for listings, ``SFTPClientFile.write`` for writes, and so on). A missing one
+(renamed, or no source to read in a byte-code-only install) does the same. ``--debug`` logs
+which are on; ``tests/unit/test_fastpath_surface.py`` fails when any entry differs, so an
+asyncssh upgrade gets a review here before the pin is lifted.
+
+``SFTPMIRROR_NO_FASTPATH=1`` turns every fast path off (to tell whether one is the cause of a
+bug, in one command); ``SFTPMIRROR_NO_FASTPATH=pipeline,bulk`` turns off the ones named.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import inspect
+import logging
+import os
+from dataclasses import dataclass
+
+log = logging.getLogger("sftpmirror.fastpath")
+
+SWITCH = "SFTPMIRROR_NO_FASTPATH"
+
+#: What each feature does for us, for ``--debug`` and the README.
+FEATURES = {
+    "pipeline": "directory listings in two round trips; small writes answered later",
+    "batching": "one send() per turn of the event loop",
+    "lean": "no ignore packets with per-packet-nonce ciphers; no unread log lines",
+    "bulk": "large writes framed around views of the chunk; AES-GCM sealed in one pass",
+    "facts": "doctor reads strict-KEX and extension flags",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Private:
+    feature: str
+    name: str  # "module:Qualified.name"
+    digest: str
+
+
+SURFACE = (
+    # pipeline: SFTPClient._handler, the handler's request methods, SFTPClientFile._handle,
+    # ._handler and .write_len (set in the __init__s named here).
+    Private("pipeline", "asyncssh.sftp:SFTPClient.__init__", "52af55f917c173b5"),
+    Private("pipeline", "asyncssh.sftp:SFTPClientHandler.opendir", "65b66b84cbbc0aad"),
+    Private("pipeline", "asyncssh.sftp:SFTPClientHandler.readdir", "0592a11e10fe3073"),
+    Private("pipeline", "asyncssh.sftp:SFTPClientHandler.close", "73c96883b13a7673"),
+    Private("pipeline", "asyncssh.sftp:SFTPClientHandler.write", "21803ccf8973dd07"),
+    Private("pipeline", "asyncssh.sftp:SFTPClientFile.__init__", "372a3642ce73fa9e"),
+    # batching: SSHConnection._transport, set in connection_made and written in _send.
+    Private("batching", "asyncssh.connection:SSHConnection.connection_made", "e7b867af0f590a2c"),
+    Private("batching", "asyncssh.connection:SSHConnection._send", "c6698a37eb80f574"),
+    # lean: send_packet's signature, MSG_IGNORE, the packet loggers, SSHLogger's insides.
+    Private("lean", "asyncssh.connection:SSHConnection.send_packet", "fb9da7bec6dd395a"),
+    Private("lean", "asyncssh.constants:MSG_IGNORE", "d4735e3a265e16ee"),
+    Private("lean", "asyncssh.packet:SSHPacketLogger.log_sent_packet", "d21306e3c6b2b2f5"),
+    Private("lean", "asyncssh.packet:SSHPacketLogger.log_received_packet", "38e8df0c0c53ac0a"),
+    Private("lean", "asyncssh.logging:SSHLogger.__init__", "c55bc8335b6d7068"),
+    Private("lean", "asyncssh.logging:SSHLogger.set_debug_level", "b05bdc0644143d56"),
+    # bulk: the functions bulk_writes.py stands in for.
+    Private("bulk", "asyncssh.channel:SSHChannel._flush_send_buf", "3f11e9dc27c58b18"),
+    Private("bulk", "asyncssh.connection:SSHConnection.send_packet", "fb9da7bec6dd395a"),
+    Private("bulk", "asyncssh.encryption:GCMEncryption.encrypt_packet", "6a59190103eaab06"),
+    Private("bulk", "asyncssh.crypto.cipher:GCMCipher.encrypt_and_sign", "adb87dbdb4f9039a"),
+    Private("bulk", "asyncssh.sftp:SFTPHandler.send_packet", "0c22ab5cc5f282e9"),
+    Private("bulk", "asyncssh.sftp:SFTPClientHandler._send_request", "382bd9c702819eeb"),
+    # facts: SSHConnection._strict_kex and SFTPClientHandler._supports_* (doctor only).
+    Private("facts", "asyncssh.connection:SSHConnection.__init__", "41da2e469f2a3964"),
+    Private("facts", "asyncssh.sftp:SFTPClientHandler.__init__", "0b9be11180467223"),
+)
+
+
+def resolve(name: str) -> object:
+    """The object an entry names; AttributeError or ImportError when it is gone."""
+    module, _, qualname = name.partition(":")
+    obj: object = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@functools.cache
+def _digest_of(obj: object) -> str:
+    text = inspect.getsource(obj) if callable(obj) else repr(obj)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def fingerprint(name: str) -> str | None:
+    """The entry's fingerprint in the installed asyncssh, None when it cannot be had."""
+    try:
+        obj = resolve(name)
+        return _digest_of(obj)
+    except (AttributeError, ImportError, OSError, TypeError):
+        return None
+
+
+def changed(feature: str | None = None) -> list[str]:
+    """The entries (of one feature, or all) that differ from the surface table."""
+    return [
+        p.name
+        for p in SURFACE
+        if (feature is None or p.feature == feature) and fingerprint(p.name) != p.digest
+    ]
+
+
+def switched_off() -> set[str]:
+    """The features ``SFTPMIRROR_NO_FASTPATH`` turns off."""
+    value = os.environ.get(SWITCH, "").strip().lower()
+    if not value or value in ("0", "no", "false"):
+        return set()
+    if value in ("1", "yes", "true", "all"):
+        return set(FEATURES)
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def enabled(feature: str) -> bool:
+    """Is this fast path on: not switched off, and every private it uses unchanged?"""
+    if feature in switched_off():
+        return False
+    return not changed(feature)
+
+
+def status() -> dict[str, str]:
+    """Per feature: "on", or "off: <why>" (for ``--debug`` and doctor)."""
+    off = switched_off()
+    result: dict[str, str] = {}
+    for feature in FEATURES:
+        if feature in off:
+            result[feature] = f"off: {SWITCH}"
+        elif differ := changed(feature):
+            result[feature] = "off: asyncssh changed " + ", ".join(differ)
+        else:
+            result[feature] = "on"
+    return result
+
+
+def log_status() -> None:
+    if log.isEnabledFor(logging.DEBUG):
+        for feature, state in status().items():
+            log.debug("fast path %s: %s (%s)", feature, state, FEATURES[feature])

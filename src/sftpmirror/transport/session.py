@@ -1,0 +1,246 @@
+"""One SFTP session, as the layers above see it: paths in, plain data out, and only the Tree
+error contract's errors (``transport/errors.py`` maps asyncssh's).
+
+``RemoteTree`` and ``doctor`` talk to the server through this and nothing else, so asyncssh
+stays inside ``transport/``. The fast paths (``_fastpath/``) are chosen here once per session:
+a pipelined listing or asyncssh's ``scandir``, a write answered later or asyncssh's ``write``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from contextlib import suppress
+from dataclasses import dataclass
+
+import asyncssh
+
+from sftpmirror.transport import _fastpath as fastpath
+from sftpmirror.transport._fastpath.bulk_writes import BulkWriter
+from sftpmirror.transport._fastpath.pipeline import WriteAhead, list_directory
+from sftpmirror.transport.errors import mapped, reraise
+
+Spawn = Callable[[Coroutine[None, None, None]], object]
+
+#: SFTP extensions doctor asks about (asyncssh's ``_supports_<name>`` flags).
+EXTENSIONS = ("posix_rename", "statvfs", "fsync", "limits", "hardlink", "copy_data")
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the connection and the session are: for doctor and ``--debug``."""
+
+    host_key: str  # SHA256 fingerprint of the host key the server proved it holds
+    cipher: str
+    mac: str
+    strict_kex: bool | None  # None: unknown (the "facts" fast path is off)
+    username: str
+    sftp_version: int
+    max_read: int
+    max_write: int
+    max_handles: int  # 0: the server set no limit (or did not say)
+
+
+@dataclass(frozen=True, slots=True)
+class Attrs:
+    """What a server says of one name: ``mode`` with its file type bits, mtime in seconds."""
+
+    mode: int = 0
+    size: int = 0
+    mtime: int = 0
+
+
+def _attrs(a: asyncssh.SFTPAttrs) -> Attrs:
+    return Attrs(a.permissions or 0, a.size or 0, int(a.mtime or 0))
+
+
+class Reader:
+    """An open remote file, read at offsets."""
+
+    def __init__(self, f: asyncssh.SFTPClientFile) -> None:
+        self._f = f
+
+    async def read(self, size: int, offset: int) -> bytes:
+        with mapped():
+            data = await self._f.read(size, offset)
+        return data if isinstance(data, bytes) else data.encode()
+
+    async def close(self) -> None:
+        with suppress(asyncssh.Error, OSError):
+            await self._f.close()
+
+
+class Writer:
+    """A remote file being written: ``write`` at offsets, then ``finish`` or ``discard``."""
+
+    def __init__(self, f: asyncssh.SFTPClientFile, bulk: BulkWriter, pipelined: bool) -> None:
+        self._f = f
+        self._ahead = WriteAhead(f, bulk) if pipelined else None
+
+    async def write(self, data: bytes, offset: int) -> int:
+        with mapped():
+            if self._ahead is not None:
+                return await self._ahead.write(data, offset)
+            await self._f.write(data, offset)
+            return len(data)
+
+    async def finish(self, *, mode: int | None, mtime: int | None) -> None:
+        """The last write's answer, the attributes and the close, in one round trip (answered
+        in order); any failure among them is raised."""
+        attrs = asyncssh.SFTPAttrs()
+        if mode is not None:
+            attrs.permissions = mode
+        if mtime is not None:
+            attrs.atime = attrs.mtime = mtime
+        flush = self._ahead.flush() if self._ahead is not None else asyncio.sleep(0)
+        steps = [flush]
+        if mode is not None or mtime is not None:
+            steps.append(self._f.setstat(attrs))
+        steps.append(self._f.close())
+        for answer in await asyncio.gather(*steps, return_exceptions=True):
+            reraise(answer)
+
+    async def discard(self) -> None:
+        """Forget the write in flight and close; errors are dropped (the file is abandoned)."""
+        if self._ahead is not None:
+            await self._ahead.abandon()
+        with suppress(asyncssh.Error, OSError):
+            await self._f.close()
+
+
+class Session:
+    """One SFTP session (of one connection)."""
+
+    def __init__(
+        self, sftp: asyncssh.SFTPClient, conn: asyncssh.SSHClientConnection | None = None
+    ) -> None:
+        self._sftp = sftp
+        self._conn = conn
+        self._pipelined = fastpath.enabled("pipeline")
+        self._bulk = BulkWriter(sftp)
+
+    @property
+    def pipelined(self) -> bool:
+        return self._pipelined
+
+    def facts(self) -> Facts:
+        conn = self._conn
+        key = conn.get_server_host_key() if conn is not None else None
+        strict = getattr(conn, "_strict_kex", None) if fastpath.enabled("facts") else None
+        limits = self._sftp.limits
+        return Facts(
+            host_key=key.get_fingerprint("sha256") if key else "(unknown)",
+            cipher=str(conn.get_extra_info("send_cipher", "?")) if conn else "?",
+            mac=str(conn.get_extra_info("send_mac", "?")) if conn else "?",
+            strict_kex=strict if isinstance(strict, bool) else None,
+            username=str(conn.get_extra_info("username", "?")) if conn else "?",
+            sftp_version=self._sftp.version,
+            max_read=limits.max_read_len,
+            max_write=limits.max_write_len,
+            max_handles=limits.max_open_handles,
+        )
+
+    async def stat(self, path: str) -> Attrs:
+        with mapped():
+            return _attrs(await self._sftp.stat(path))
+
+    async def listdir(self, path: str, spawn: Spawn) -> list[tuple[str | bytes, Attrs]]:
+        """Every name in a directory but ``.`` and ``..``, as the server sent it (bytes where
+        it is not UTF-8), with its attributes."""
+        with mapped():
+            if self._pipelined:
+                names = await list_directory(self._sftp, path, spawn)
+            else:  # a bytes path: asyncssh gives the names undecoded too
+                names = [name async for name in self._sftp.scandir(path.encode())]
+        found: list[tuple[str | bytes, Attrs]] = []
+        for n in names:
+            raw = n.filename if isinstance(n.filename, bytes) else n.filename.encode()
+            if raw in (b".", b".."):
+                continue
+            try:
+                filename: str | bytes = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                filename = raw
+            found.append((filename, _attrs(n.attrs)))
+        return found
+
+    async def makedirs(self, path: str) -> None:
+        with mapped():
+            await self._sftp.makedirs(path, exist_ok=True)
+
+    async def mkdir(self, path: str, mode: int | None) -> None:
+        """Make a directory; with ``mode``, chmod it too (mkdir's mode passes through the
+        server's umask, chmod's does not). Both go out at once, one round trip: servers answer
+        a session's requests in order. One that does not may fail the chmod: tried again."""
+        with mapped():
+            if mode is None:
+                await self._sftp.mkdir(path)
+                return
+            made, chmodded = await asyncio.gather(
+                self._sftp.mkdir(path, asyncssh.SFTPAttrs(permissions=mode)),
+                self._sftp.chmod(path, mode),
+                return_exceptions=True,
+            )
+            reraise(made)
+            if isinstance(chmodded, BaseException):
+                await self._sftp.chmod(path, mode)
+
+    async def setstat(self, path: str, *, mode: int | None, mtime: int | None) -> None:
+        attrs = asyncssh.SFTPAttrs()
+        if mode is not None:
+            attrs.permissions = mode
+        if mtime is not None:
+            attrs.atime = attrs.mtime = mtime
+        with mapped():
+            await self._sftp.setstat(path, attrs)
+
+    async def remove(self, path: str) -> None:
+        with mapped():
+            await self._sftp.remove(path)
+
+    async def rmdir(self, path: str) -> None:
+        with mapped():
+            await self._sftp.rmdir(path)
+
+    async def rename(self, old: str, new: str) -> None:
+        """SFTP v3 rename: fails where ``new`` exists (on most servers)."""
+        with mapped():
+            await self._sftp.rename(old, new)
+
+    async def posix_rename(self, old: str, new: str) -> None:
+        """Atomic replace (posix-rename@openssh.com); Unsupported where the server lacks it."""
+        with mapped():
+            await self._sftp.posix_rename(old, new)
+
+    async def realpath(self, path: str) -> str:
+        with mapped():
+            found = await self._sftp.realpath(path)
+        return found if isinstance(found, str) else found.decode("utf-8", "replace")
+
+    async def free_space(self, directory: str) -> int | None:
+        """Bytes available to us in ``directory`` (statvfs@openssh.com), None if unknown."""
+        try:
+            vfs = await self._sftp.statvfs(directory or ".")
+        except (asyncssh.Error, OSError):
+            return None
+        return int(vfs.bavail * vfs.frsize)
+
+    def extensions(self) -> dict[str, bool | None]:
+        """Which extensions the server offered (None: unknown to this asyncssh)."""
+        if not fastpath.enabled("facts"):
+            return dict.fromkeys(EXTENSIONS)
+        handler = getattr(self._sftp, "_handler", None)
+        return {name: getattr(handler, f"_supports_{name}", None) for name in EXTENSIONS}
+
+    async def open(self, path: str) -> Reader:
+        """An existing file, for reading; ``Reader.close()`` when done."""
+        with mapped():
+            return Reader(await self._sftp.open(path, "rb"))
+
+    async def create(self, path: str, mode: int | None) -> Writer:
+        """A new file (exclusive create: an existing name is an error), ``mode`` from the
+        start when given, else the server's default."""
+        attrs = asyncssh.SFTPAttrs(permissions=mode) if mode is not None else asyncssh.SFTPAttrs()
+        with mapped():
+            f = await self._sftp.open(path, "xb", attrs)
+        return Writer(f, self._bulk, self._pipelined)

@@ -1,0 +1,312 @@
+"""LocalTree: the local side of a mirror (the source of a push, the destination of a pull).
+
+As a source it follows symbolic links that stay inside the tree (a static site generator's
+``static/`` links, say) and skips, with a warning, those that point outside, dangle, or loop.
+As a destination it never follows a link: a link is an entry of its own, replaced or removed
+like a file, so a pull cannot be steered into writing outside LOCAL_DIR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import stat
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager, suppress
+from pathlib import Path
+
+from sftpmirror.engine.hashing import sha256_file
+from sftpmirror.engine.model import Entry, Kind, Listing, Refused
+from sftpmirror.engine.tree import (
+    Excludes,
+    FileReader,
+    FileWriter,
+    Names,
+    NoSpace,
+    NotFound,
+    PermissionDenied,
+    TreeError,
+    is_temp,
+    name_problem,
+    shown,
+    temp_name,
+)
+from sftpmirror.errors import UsageError
+
+HASH_THREADS = min(8, (os.cpu_count() or 1) * 2)
+POOL_FROM = 1 << 20  # files this large are hashed in the pool, smaller ones in one thread
+
+
+def _tree_error(e: OSError) -> TreeError:
+    message = e.strerror or str(e)
+    if e.errno == errno.ENOENT:
+        return NotFound(message)
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return PermissionDenied(message)
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return NoSpace(message)
+    return TreeError(message)
+
+
+@contextmanager
+def _mapped() -> Iterator[None]:
+    """The Tree error contract's error in place of an OSError."""
+    try:
+        yield
+    except OSError as e:
+        raise _tree_error(e) from None
+
+
+class _Reader:
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    async def read(self, size: int, offset: int) -> bytes:
+        with _mapped():
+            return await asyncio.to_thread(os.pread, self._fd, size, offset)
+
+
+class _Writer:
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    async def write(self, data: bytes, offset: int) -> int:
+        with _mapped():
+            return await asyncio.to_thread(_pwrite_all, self._fd, data, offset)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> int:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+    return len(data)
+
+
+class LocalTree:
+    cheap_hashes = True
+
+    def __init__(self, root: Path, *, follow_symlinks: bool) -> None:
+        self.root = root
+        self.label = str(root)
+        self.follow_symlinks = follow_symlinks
+        self.names = Names()
+
+    async def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
+        """Hash off the event loop, streaming each file; big files in parallel threads."""
+        return await asyncio.to_thread(self._hash_files, list(paths))
+
+    def _hash_files(self, paths: list[str]) -> dict[str, str]:
+        """Small files one after the other in this thread: handing each to a pool cost three
+        times the CPU (0.17 s against 0.06 s for a 1,281-file site), all of it under the GIL
+        the event loop needs. Big files go to the pool, where hashlib runs without the GIL."""
+        hashes: dict[str, str] = {}
+        pending: deque[Future[tuple[str, str | None]]] = deque()
+
+        def one(path: str) -> tuple[str, str | None]:
+            try:
+                return path, sha256_file(self._full(path))
+            except OSError:
+                return path, None
+
+        def keep(path: str, digest: str | None) -> None:
+            if digest is not None:
+                hashes[path] = digest
+
+        with ThreadPoolExecutor(max_workers=HASH_THREADS) as pool:
+            for path in paths:
+                try:
+                    big = os.stat(self._full(path)).st_size >= POOL_FROM
+                except OSError:
+                    continue
+                if not big:
+                    keep(*one(path))
+                    continue
+                pending.append(pool.submit(one, path))
+                if len(pending) >= 2 * HASH_THREADS:  # bounded: never a future per file
+                    keep(*pending.popleft().result())
+            while pending:
+                keep(*pending.popleft().result())
+        return hashes
+
+    def _full(self, path: str) -> str:
+        return os.path.join(self.root, self.names.real(path)) if path else str(self.root)
+
+    async def scan(self, excludes: Excludes) -> Listing:
+        return await asyncio.to_thread(self._scan, excludes)
+
+    def _scan(self, excludes: Excludes) -> Listing:
+        listing = Listing()
+        try:
+            top = os.stat(self.root)
+        except FileNotFoundError:
+            listing.root_exists = False
+            return listing
+        except OSError as e:
+            raise UsageError(f"cannot read {self.root}: {e.strerror}") from None
+        if not stat.S_ISDIR(top.st_mode):
+            raise UsageError(f"not a directory: {self.root}")
+        real_root = os.path.realpath(self.root)
+        stack: list[tuple[str, tuple[str, ...]]] = [("", (real_root,))]
+        while stack:
+            rel_dir, ancestors = stack.pop()
+            try:
+                with os.scandir(self._full(rel_dir)) as it:
+                    items = list(it)
+            except OSError as e:
+                listing.unreadable[rel_dir] = f"cannot list directory: {e.strerror}"
+                continue
+            for item in items:
+                if problem := name_problem(item.name):
+                    self._refuse(item, rel_dir, problem, real_root, ancestors, listing)
+                    continue
+                rel = self.names.child(rel_dir, item.name)
+                if listing.twin(rel):
+                    continue
+                if is_temp(item.name):
+                    listing.stale.append(Entry(rel, Kind.FILE))
+                    continue
+                entry = self._entry(item, rel, real_root, ancestors, listing)
+                if entry is None:
+                    continue
+                if excludes(rel, entry.kind is Kind.DIR):
+                    listing.excluded.add(rel)
+                    continue
+                listing.add(entry)
+                if entry.kind is Kind.DIR:
+                    stack.append((rel, (*ancestors, os.path.realpath(item.path))))
+        return listing
+
+    def _refuse(
+        self,
+        item: os.DirEntry[str],
+        rel_dir: str,
+        problem: str,
+        real_root: str,
+        ancestors: tuple[str, ...],
+        listing: Listing,
+    ) -> None:
+        """A name no tree may deploy: refused here, as the remote scan would (F2, F3)."""
+        utf8 = problem != "is not valid UTF-8"
+        rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
+        key = rel if utf8 else shown(rel)  # bytes that are not UTF-8 never reach a path
+        scratch = Listing()
+        entry = self._entry(item, rel, real_root, ancestors, scratch) if utf8 else None
+        entry = entry or Entry(key, Kind.FILE)
+        listing.refused[key] = Refused(entry, f"name refused: it {problem}", deletable=utf8)
+
+    def _entry(
+        self,
+        item: os.DirEntry[str],
+        rel: str,
+        real_root: str,
+        ancestors: tuple[str, ...],
+        listing: Listing,
+    ) -> Entry | None:
+        try:
+            st = item.stat(follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                if not self.follow_symlinks:
+                    return Entry(rel, Kind.SYMLINK, mtime=int(st.st_mtime))
+                target = os.path.realpath(item.path)
+                if os.path.commonpath([real_root, target]) != real_root:
+                    listing.warnings.append(
+                        f"{rel}: symbolic link points outside the tree, skipped"
+                    )
+                    return None
+                if target in ancestors:
+                    listing.warnings.append(f"{rel}: symbolic link loop, skipped")
+                    return None
+                try:
+                    st = os.stat(item.path)
+                except OSError as e:
+                    if e.errno != errno.ELOOP:
+                        raise
+                    listing.warnings.append(f"{rel}: symbolic link loop, skipped")
+                    return None
+        except FileNotFoundError:
+            listing.warnings.append(f"{rel}: dangling symbolic link, skipped")
+            return None
+        except OSError as e:
+            listing.unreadable[rel] = f"cannot read: {e.strerror}"
+            return None
+        mode = stat.S_IMODE(st.st_mode)
+        if stat.S_ISDIR(st.st_mode):
+            return Entry(rel, Kind.DIR, mtime=int(st.st_mtime), mode=mode)
+        if stat.S_ISREG(st.st_mode):
+            return Entry(rel, Kind.FILE, size=st.st_size, mtime=int(st.st_mtime), mode=mode)
+        listing.warnings.append(f"{rel}: not a regular file or directory, skipped")
+        return None
+
+    async def mkdir(self, entry: Entry, *, perms: bool) -> None:
+        with _mapped():
+            await self._mkdir(entry, perms=perms)
+
+    async def _mkdir(self, entry: Entry, *, perms: bool) -> None:
+        path = self._full(entry.path)
+        if not entry.path:
+            await asyncio.to_thread(os.makedirs, path, exist_ok=True)
+            return
+        if not perms:  # this machine's umask decides
+            await asyncio.to_thread(os.mkdir, path, 0o777)
+            return
+        await asyncio.to_thread(os.mkdir, path, 0o700)
+        await asyncio.to_thread(os.chmod, path, entry.mode & 0o777)
+
+    async def set_attrs(self, entry: Entry, *, perms: bool) -> None:
+        path = self._full(entry.path)
+        with _mapped():
+            if perms:
+                await asyncio.to_thread(os.chmod, path, entry.mode & 0o777, follow_symlinks=False)
+            if entry.kind is Kind.FILE:
+                await asyncio.to_thread(
+                    os.utime, path, (entry.mtime, entry.mtime), follow_symlinks=False
+                )
+
+    async def remove(self, entry: Entry) -> None:
+        with _mapped():
+            await asyncio.to_thread(os.unlink, self._full(entry.path))
+
+    async def rmdir(self, entry: Entry) -> None:
+        with _mapped():
+            await asyncio.to_thread(os.rmdir, self._full(entry.path))
+
+    @asynccontextmanager
+    async def open_read(self, path: str) -> AsyncIterator[FileReader]:
+        with _mapped():
+            fd = await asyncio.to_thread(os.open, self._full(path), os.O_RDONLY)
+        try:
+            yield _Reader(fd)
+        finally:
+            os.close(fd)
+
+    @asynccontextmanager
+    async def open_write(self, entry: Entry, *, perms: bool) -> AsyncIterator[FileWriter]:
+        final = self._full(entry.path)
+        directory, name = os.path.split(final)
+        tmp = os.path.join(directory, temp_name(name))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        with _mapped():
+            fd = await asyncio.to_thread(os.open, tmp, flags, 0o600 if perms else 0o666)
+        try:
+            yield _Writer(fd)
+            with _mapped():
+                if perms:
+                    os.fchmod(fd, entry.mode & 0o777)
+                os.utime(fd, (entry.mtime, entry.mtime))
+        except BaseException:
+            os.close(fd)
+            with suppress(OSError):
+                os.unlink(tmp)
+            raise
+        os.close(fd)
+        try:
+            with _mapped():
+                await asyncio.to_thread(os.replace, tmp, final)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(tmp)
+            raise

@@ -1,0 +1,204 @@
+"""The layout tells the architecture, and this keeps it true: an AST check of every import in
+src/ (DESIGN §7). A module may import only from its own layer and the layers it stands on;
+asyncssh only inside transport/ and the embedded server; sshd/ nothing of the client stack."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "sftpmirror"
+
+# Each layer, and what it may import besides itself. Leaves first.
+BASE = {"errors", "findings", "methods", "url"}
+ALLOWED: dict[str, set[str]] = {
+    "base": set(),
+    "engine": {"base"},
+    "reporting": {"base", "engine"},
+    "sshd": {"base"},
+    "transport": {"base", "engine"},
+    "trees": {"base", "engine", "transport"},
+    "config": {"base", "engine"},
+    "result": {"base", "engine", "reporting"},
+    "api": {"base", "engine", "reporting", "transport", "trees", "result", "config"},
+    "doctor": {"base", "engine", "transport"},
+    "server": {"base", "transport"},
+    "cli": {
+        "base",
+        "engine",
+        "reporting",
+        "sshd",
+        "transport",
+        "trees",
+        "config",
+        "result",
+        "api",
+        "doctor",
+        "server",
+        "package",
+    },
+    "package": {
+        "base",
+        "engine",
+        "reporting",
+        "transport",
+        "trees",
+        "config",
+        "result",
+        "api",
+    },
+}
+ASYNCSSH_ALLOWED = {"transport", "server"}
+HEAVY = ("asyncssh", "cryptography")
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    if parts[0] != "sftpmirror":
+        raise ValueError(module)
+    if len(parts) == 1 or parts[1] == "__main__":
+        return "package" if len(parts) == 1 else "cli"
+    head = parts[1]
+    return "base" if head in BASE else head
+
+
+def _module_of(path: Path) -> str:
+    rel = path.relative_to(SRC.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path, module: str | None = None) -> list[tuple[int, str]]:
+    """Every module imported, at any depth (function-level imports count too), except those
+    under ``if TYPE_CHECKING:``, which name a type and load nothing."""
+    tree = ast.parse(path.read_text(), str(path))
+    module = module or _module_of(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: list[tuple[int, str]] = []
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for stmt in node.body
+        for inner in ast.walk(stmt)
+    }
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue  # for the type checker only: no dependency when the code runs
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                name = ".".join([*base, node.module] if node.module else base)
+            else:
+                name = node.module or ""
+            found.append((node.lineno, name))
+    return found
+
+
+def _sources() -> list[Path]:
+    return sorted(SRC.rglob("*.py"))
+
+
+def test_every_module_has_a_layer() -> None:
+    for path in _sources():
+        assert _layer(_module_of(path)) in ALLOWED, path
+
+
+def _upward(path: Path, module: str) -> list[str]:
+    layer = _layer(module)
+    return [
+        f"{module}:{line}: {layer} imports {name} ({_layer(name)})"
+        for line, name in _imports(path, module)
+        if name.startswith("sftpmirror")
+        and _layer(name) != layer
+        and _layer(name) not in ALLOWED[layer]
+    ]
+
+
+def _heavy(path: Path, module: str) -> list[str]:
+    if _layer(module) in ASYNCSSH_ALLOWED:
+        return []
+    return [
+        f"{module}:{line}: imports {name}"
+        for line, name in _imports(path, module)
+        if name.split(".")[0] in HEAVY
+    ]
+
+
+def test_imports_point_down() -> None:
+    wrong = [w for path in _sources() for w in _upward(path, _module_of(path))]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_asyncssh_only_in_transport_and_the_server() -> None:
+    wrong = [w for path in _sources() for w in _heavy(path, _module_of(path))]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_check_catches_an_upward_import(tmp_path: Path) -> None:
+    """The checker itself can fail: an engine module importing transport, or asyncssh."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from sftpmirror.transport import connect\n"
+        "def later() -> None:\n    import asyncssh\n"
+        "if TYPE_CHECKING:\n    from sftpmirror.api import Result\n"
+    )
+    assert _upward(probe, "sftpmirror.engine.probe") == [
+        "sftpmirror.engine.probe:2: engine imports sftpmirror.transport (transport)"
+    ]
+    assert _heavy(probe, "sftpmirror.engine.probe") == [
+        "sftpmirror.engine.probe:4: imports asyncssh"
+    ]
+    assert _heavy(probe, "sftpmirror.transport.probe") == []
+
+
+def _loaded_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys; print(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {name.split(".")[0] for name in out.split()}
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import sftpmirror.engine.mirror, sftpmirror.engine.plan",
+        "import sftpmirror; sftpmirror.plan; sftpmirror.MirrorOptions; sftpmirror.Result",
+        "import sftpmirror.sshd.audit, sftpmirror.cli.sshd",
+        "import sftpmirror.cli.app",
+    ],
+)
+def test_cheap_imports_load_no_asyncssh(code: str) -> None:
+    loaded = _loaded_after(code)
+    assert not loaded & set(HEAVY), code
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["sshd", "check", "--help"]])
+def test_cli_startup_loads_no_asyncssh(args: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "sftpmirror", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = {
+        line.rpartition("|")[2].strip().split(".")[0] for line in result.stderr.splitlines()
+    }
+    assert not imported & {*HEAVY, "rich"}, args
+
+
+def test_the_library_still_loads_asyncssh_when_it_is_used() -> None:
+    assert "asyncssh" in _loaded_after("import sftpmirror; sftpmirror.push")
