@@ -98,3 +98,37 @@ class HostileServer(asyncssh.SFTPServer):
         )
         for forged in type(self).forged:
             yield asyncssh.SFTPName(forged, attrs=attrs)
+
+
+class EndlessFileServer(asyncssh.SFTPServer):
+    """``endless.bin`` is listed as 8 bytes but never reaches its end: every read is answered
+    in full (F8). ``oversized.bin`` answers each read with more than was asked."""
+
+    async def read(self, file_obj: object, offset: int, size: int) -> bytes:
+        name = getattr(file_obj, "name", b"")
+        name = name if isinstance(name, bytes) else str(name).encode()
+        if name.endswith(b"endless.bin"):
+            return b"x" * size
+        if name.endswith(b"oversized.bin"):
+            return b"y" * (size + 100)
+        result = super().read(file_obj, offset, size)
+        data = result if isinstance(result, bytes) else await result
+        return bytes(data)
+
+
+class EndlessNestingServer(asyncssh.SFTPServer):
+    """Every directory holds a directory ``d`` (a loop on the server, say): without a bound a
+    scan never ends (F17)."""
+
+    async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
+        async for name in super().scandir(path):
+            yield name
+        attrs = asyncssh.SFTPAttrs(
+            type=asyncssh.FILEXFER_TYPE_DIRECTORY, permissions=stat.S_IFDIR | 0o755
+        )
+        yield asyncssh.SFTPName(b"d", attrs=attrs)
+
+    def map_path(self, path: bytes) -> bytes:
+        # every d/d/d… is the root again
+        parts = [p for p in path.split(b"/") if p and p != b"d"]
+        return super().map_path(b"/" + b"/".join(parts))

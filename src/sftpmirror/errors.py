@@ -8,8 +8,10 @@
     ├── AuthError                   exit 4   login refused
     ├── RemoteError                 exit 5   the server refused an SFTP operation we cannot skip
     ├── SafetyError                 exit 6   refused because it could lose data
-    └── Interrupted                 exit 130 Ctrl-C or SIGTERM (the CLI's; the library raises
-                                             KeyboardInterrupt)
+    ├── Interrupted                 exit 130 Ctrl-C or SIGTERM (the CLI's; the library raises
+    │                                        KeyboardInterrupt)
+    └── InternalError               exit 70  anything else (out of memory, a bug): still one
+                                             line, and the JSON object
 
 ``message`` is the one line the CLI prints; ``details`` (evidence, fixes) and ``hint`` follow it.
 Per-file failures are not exceptions that escape: execute() records them in the Report and the
@@ -34,13 +36,16 @@ class ExitStatus(IntEnum):
     AUTH = 4
     REMOTE = 5
     SAFETY = 6
+    INTERNAL = 70  # EX_SOFTWARE (sysexits.h)
     INTERRUPTED = 130
 
 
 class SftpMirrorError(Exception):
-    """Base of every error sftpmirror reports to the user."""
+    """Base of every error sftpmirror reports to the user. ``done`` is what the run had done
+    when the error stopped it (when it was copying), so the summary tells the truth."""
 
     exit_status = ExitStatus.FAILED_ITEMS
+    done: Report | None = None
 
     def __init__(
         self, message: str, *, hint: str | None = None, details: tuple[str, ...] = ()
@@ -76,7 +81,8 @@ class ConnectionLost(ConnectError):
 
     def __init__(self, message: str, *, done: Report | None = None) -> None:
         super().__init__(message)
-        self.done = done
+        if done is not None:
+            self.done = done
 
 
 class AuthError(SftpMirrorError):
@@ -101,3 +107,18 @@ class Interrupted(SftpMirrorError):
     """Stopped by Ctrl-C or SIGTERM: what was done stays, nothing is left half-written."""
 
     exit_status = ExitStatus.INTERRUPTED
+
+
+class InternalError(SftpMirrorError):
+    """Something no other error names: out of memory, or a bug in sftpmirror."""
+
+    exit_status = ExitStatus.INTERNAL
+
+    @classmethod
+    def of(cls, exc: BaseException) -> InternalError:
+        what = "out of memory" if isinstance(exc, MemoryError) else type(exc).__name__
+        detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+        return cls(
+            f"unexpected error: {what}" + (f": {detail}" if detail else ""),
+            hint="nothing was deleted; --debug shows the trace (please report it)",
+        )

@@ -185,6 +185,25 @@ def test_first_deploy_over_an_existing_site_with_verify(target: Target, tmp_path
     assert_same_tree(site, target.disk)
 
 
+def test_verify_reports_a_remote_file_it_cannot_read(openssh: Target, tmp_path: Path) -> None:
+    """F18: --verify said "nothing to do" over a different file the account could not read."""
+    site = hugo_site(tmp_path / "site", posts=3)
+    shutil.copytree(site, openssh.disk, dirs_exist_ok=True, copy_function=shutil.copy2)
+    subprocess.run(["chown", "-R", f"{openssh.user}:{openssh.user}", openssh.disk], check=True)
+    hidden = openssh.disk / "posts" / "002" / "index.html"
+    st = hidden.stat()
+    hidden.write_text(hidden.read_text().replace("Post", "P0st"))
+    os.utime(hidden, (st.st_atime, st.st_mtime))
+    subprocess.run(["chown", "root:root", hidden], check=True)
+    hidden.chmod(0o600)  # the account cannot read it
+    result = run_cli("push", "--verify", "--delete", str(site), openssh.url(), target=openssh)
+    assert result.exit_code == 1, result.output
+    assert "posts/002/index.html: destination: cannot be read to compare its content" in (
+        result.output
+    )
+    assert "FAILED" in result.output
+
+
 def test_corrupt_or_foreign_manifest_is_not_trusted(target: Target, tmp_path: Path) -> None:
     site = hugo_site(tmp_path / "site", posts=5)
     assert run_cli("push", str(site), target.url(), target=target).exit_code == 0

@@ -115,6 +115,25 @@ def test_reconnections_that_fail_end_the_run_and_delete_nothing(
         assert path.read_bytes() == (site / path.name).read_bytes()  # whole, or not there
 
 
+def test_the_summary_after_a_lost_connection_counts_what_was_done(
+    openssh: Target, sshd: SshdInfo, tmp_path: Path
+) -> None:
+    """F16: after exit 3 the JSON and the summary said done: {} though files were in place."""
+    site = tmp_path / "site"
+    site.mkdir()
+    for i in range(60):
+        (site / f"f{i:02}.bin").write_bytes(os.urandom(20_000))
+    with CuttingProxy(sshd.port, limit=600_000) as proxy:
+        result = push_through(proxy, sshd, site, tmp_path, "--reconnects", "0", "--jobs", "2")
+    assert result.exit_code == 3, result.output
+    summary = json.loads(result.stdout)
+    landed = [p for p in openssh.disk.glob("f*.bin")]
+    copied = summary["done"].get("copy", 0)
+    assert 0 < copied <= len(landed) < 60, (copied, len(landed))
+    assert summary["bytes"] == 20_000 * copied
+    assert f"done: {copied} copy" in result.stderr
+
+
 def test_a_reconnection_meeting_another_host_key_stops(
     openssh: Target, sshd: SshdInfo, embedded: Target, tmp_path: Path
 ) -> None:

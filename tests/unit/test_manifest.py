@@ -11,6 +11,8 @@ import json
 import os
 import re
 import stat
+import tracemalloc
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from sftpmirror.engine.hashing import HASH_CHUNK, sha256_file
 from sftpmirror.engine.manifest import (
     DEFAULT_NAME,
     FORMAT,
+    MAX_COMPRESSED,
+    MAX_DECOMPRESSED,
     VERSION,
     Manifest,
     ManifestStore,
@@ -804,7 +808,45 @@ def test_load_unreadable(tmp_path: Path) -> None:
     manifest, why = load(store_at(tmp_path))
     assert manifest is None
     assert why is not None
-    assert why.startswith("cannot read the manifest (")
+    assert why.startswith("manifest ignored: it is a directory, not a regular file")
+
+
+def test_load_refuses_a_fifo_without_opening_it(tmp_path: Path) -> None:
+    """F7: opening a FIFO blocks until a writer comes (on a server: the whole session)."""
+    os.mkfifo(tmp_path / DEFAULT_NAME)
+    manifest, why = load(store_at(tmp_path))
+    assert manifest is None
+    assert why is not None
+    assert why.startswith("manifest ignored: it is a FIFO or device, not a regular file")
+
+
+def test_a_gzip_bomb_is_ignored_within_its_bound(tmp_path: Path) -> None:
+    """F6: 1 GiB of JSON-ish zeros in a 1 MiB gzip file; read within the memory bound."""
+    inflate = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(1 << 20)
+    with open(tmp_path / DEFAULT_NAME, "wb") as f:
+        for _ in range(1024):
+            f.write(inflate.compress(zeros))
+        f.write(inflate.flush())
+    tracemalloc.start()
+    try:
+        manifest, why = load(store_at(tmp_path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert manifest is None
+    assert why is not None
+    assert f"more than {MAX_DECOMPRESSED >> 20} MiB inflated" in why
+    assert peak < MAX_DECOMPRESSED + (16 << 20)
+
+
+def test_an_oversized_manifest_is_not_read_past_its_bound(tmp_path: Path) -> None:
+    with open(tmp_path / DEFAULT_NAME, "wb") as f:
+        f.write(os.urandom(MAX_COMPRESSED + 1))
+    manifest, why = load(store_at(tmp_path))
+    assert manifest is None
+    assert why is not None
+    assert "manifest ignored" in why
 
 
 @pytest.mark.parametrize(

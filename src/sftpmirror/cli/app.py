@@ -33,8 +33,15 @@ from sftpmirror.cli.options import connection_options as connection_options
 from sftpmirror.cli.sshd import sshd as sshd_group
 from sftpmirror.config import CONFIG_NAME, Config, find_config, load_config, starter_config
 from sftpmirror.engine.mirror import MirrorOptions
+from sftpmirror.engine.model import Plan
 from sftpmirror.engine.plan import describe
-from sftpmirror.errors import ExitStatus, Interrupted, SftpMirrorError, UsageError
+from sftpmirror.errors import (
+    ExitStatus,
+    InternalError,
+    Interrupted,
+    SftpMirrorError,
+    UsageError,
+)
 from sftpmirror.reporting.summary import Run, exit_status, summary_line, summary_object
 from sftpmirror.reporting.text import JsonLinesReporter, NullReporter, Reporter, Tee, TextReporter
 from sftpmirror.result import Result
@@ -98,6 +105,8 @@ def _run(coro: Coroutine[Any, Any, T], debug: bool) -> tuple[T | None, int]:
         return None, _die(e, debug)
     except KeyboardInterrupt:
         return None, _die(Interrupted("interrupted"), debug)
+    except Exception as e:  # anything else is still one line and an exit code
+        return None, _die(InternalError.of(e), debug)
 
 
 class _StderrHandler(logging.Handler):
@@ -288,7 +297,12 @@ def _mirror_command(
     except KeyboardInterrupt:
         error = Interrupted("interrupted", hint="a new run picks up where this one stopped")
         status = _die(error, debug)
+    except Exception as e:  # out of memory, a bug: still one line, the code and the JSON
+        error = InternalError.of(e)
+        status = _die(error, debug)
     elapsed = time.monotonic() - began
+    if result is None and error is not None and error.done is not None:
+        result = Result(Plan(()), error.done)  # what was done before the error: counts stay true
     if flags.machine:
         obj = summary_object(
             result, run=run, elapsed=elapsed, warnings=kept.messages, error=error,

@@ -29,6 +29,11 @@ from sftpmirror.errors import RemoteError
 FORMAT = "sftpmirror-manifest"
 VERSION = 1
 DEFAULT_NAME = ".sftpmirror-manifest.json.gz"
+_NOT_A_FILE = {"dir": "a directory", "symlink": "a symbolic link", "other": "a FIFO or device"}
+# Bounds on reading a manifest (a record is about 100 bytes inflated, 40 compressed: these
+# hold some 600,000 files).
+MAX_COMPRESSED = 32 << 20
+MAX_DECOMPRESSED = 64 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -52,8 +57,17 @@ class Manifest:
     def decode(cls, data: bytes) -> Manifest:
         """Parse; ValueError (with the reason) for anything that is not our manifest."""
         try:
-            doc: Any = json.loads(gzip.decompress(data))
+            text = gzip.decompress(data)
         except (OSError, EOFError, ValueError, zlib.error) as e:
+            raise ValueError(f"not a gzip JSON file ({e})") from None
+        return cls.decode_json(text)
+
+    @classmethod
+    def decode_json(cls, text: bytes | bytearray) -> Manifest:
+        """Parse the inflated JSON; ValueError for anything that is not our manifest."""
+        try:
+            doc: Any = json.loads(text)
+        except (ValueError, RecursionError) as e:
             raise ValueError(f"not a gzip JSON file ({e})") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise ValueError("not an sftpmirror manifest")
@@ -150,18 +164,54 @@ class ManifestStore:
         return None if outside or not self.in_mirrored_tree else path
 
     async def load(self) -> tuple[Manifest | None, str | None]:
-        """The manifest, or None and a sentence saying why it is not used."""
+        """The manifest, or None and a sentence saying why it is not used.
+
+        Bounded against a hostile or broken file: only a regular file is opened (a FIFO would
+        block the server for good); at most ``MAX_COMPRESSED`` bytes are read and at most
+        ``MAX_DECOMPRESSED`` inflated (a gzip bomb stops there), so reading one costs at most
+        about that much memory, plus the records it holds."""
         try:
-            async with self.tree.open_read(self.path) as reader:
-                data = b"".join([chunk async for chunk in read_chunks(reader, HASH_CHUNK)])
+            kind = await self.tree.file_type(self.path)
+            if kind is None:
+                return None, self._fallback("no manifest yet")
+            if kind != "file":
+                what = _NOT_A_FILE.get(kind, kind)
+                return None, self._fallback(f"manifest ignored: it is {what}, not a regular file")
+            data = await self._inflate()
         except NotFound:
             return None, self._fallback("no manifest yet")
         except TreeError as e:
             return None, self._fallback(f"cannot read the manifest ({e})")
-        try:
-            return Manifest.decode(data), None
         except ValueError as e:
             return None, self._fallback(f"manifest ignored: {e}")
+        try:
+            return Manifest.decode_json(data), None
+        except ValueError as e:
+            return None, self._fallback(f"manifest ignored: {e}")
+
+    async def _inflate(self) -> bytearray:
+        """The manifest's gzip stream inflated, within the bounds; ValueError past them.
+        Inflated a MiB at a time into one buffer: memory is the bound, not twice it."""
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        out = bytearray()
+        read = 0
+        async with self.tree.open_read(self.path) as reader:
+            async for chunk in read_chunks(reader, HASH_CHUNK):
+                read += len(chunk)
+                if read > MAX_COMPRESSED:
+                    raise ValueError(f"larger than {MAX_COMPRESSED >> 20} MiB")
+                data = chunk
+                while data:
+                    try:
+                        out += inflate.decompress(data, HASH_CHUNK)
+                    except zlib.error as e:
+                        raise ValueError(f"not a gzip JSON file ({e})") from None
+                    if len(out) > MAX_DECOMPRESSED:
+                        raise ValueError(f"more than {MAX_DECOMPRESSED >> 20} MiB inflated")
+                    data = inflate.unconsumed_tail
+        if not inflate.eof:
+            raise ValueError("not a gzip JSON file (truncated)")
+        return out
 
     def _fallback(self, why: str) -> str:
         return (

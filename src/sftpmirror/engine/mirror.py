@@ -194,5 +194,11 @@ async def fill_hashes(
         else:
             continue
         wanted = [p for p in wanted if mine.entries[p].sha256 is None]
-        for path, digest in (await tree.hash_files(wanted)).items():
+        hashed = await tree.hash_files(wanted)
+        for path, digest in hashed.items():
             mine.entries[path] = dataclasses.replace(mine.entries[path], sha256=digest)
+        if verify and not tree.cheap_hashes:
+            # Asked to compare content: a file that cannot be read is not "the same" (F18).
+            for path in wanted:
+                if path not in hashed:
+                    mine.unreadable[path] = "cannot be read to compare its content (--verify)"

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from sftpmirror.engine.model import Report
 from sftpmirror.engine.reporter import Reporter
-from sftpmirror.errors import ConnectError, ConnectionLost, HostKeyError
+from sftpmirror.errors import ConnectError, ConnectionLost, HostKeyError, SftpMirrorError
 
 FIRST_WAIT = 2.0  # seconds before the first reconnection; doubled each time
 
@@ -43,8 +43,12 @@ async def with_reconnects(
             why = e.message
         except ConnectError as e:
             if not lost or isinstance(e, HostKeyError):
+                _count_earlier(e, earlier)
                 raise
             why = e.message  # the server is not back yet
+        except SftpMirrorError as e:
+            _count_earlier(e, earlier)
+            raise
         else:
             report = report_of(result)
             report.carry(earlier)
@@ -57,3 +61,11 @@ async def with_reconnects(
         reporter.warning(f"{why}; reconnecting in {wait:g}s ({lost} of {reconnects})")
         await asyncio.sleep(wait)
         wait *= 2
+
+
+def _count_earlier(error: SftpMirrorError, earlier: Report) -> None:
+    """Make the error's ``done`` count what the earlier attempts did too."""
+    if earlier.done or earlier.failures:
+        done = error.done or Report()
+        done.carry(earlier)
+        error.done = done

@@ -22,7 +22,7 @@ from sftpmirror.engine.concurrency import run_pool
 from sftpmirror.engine.model import Action, Failure, Kind, Op, Plan, Report
 from sftpmirror.engine.reporter import Reporter
 from sftpmirror.engine.tree import Tree, TreeError
-from sftpmirror.errors import ConnectionLost
+from sftpmirror.errors import SftpMirrorError
 
 log = logging.getLogger("sftpmirror.transfer")
 
@@ -31,6 +31,9 @@ LARGE_CHUNK = 8 << 20  # for files this large: 8 MiB chunks (32 write requests e
 LARGE_SLOTS = 4  # large files at once with large chunks; each holds 3 chunks (2 written, 1 read)
 THREADED_HASH = 256 << 10  # chunks this large are hashed off the event loop
 WRITES_IN_FLIGHT = 2  # chunks of one file being written at once (3, or 4 of 4 MiB: no faster)
+# A file may grow while it is copied (a log being written); past its listed size plus this, the
+# copy fails: a server that never ends a file cannot fill the disk.
+GROWTH_MARGIN = 1 << 20
 
 
 def _ignore(nbytes: int) -> None:
@@ -55,6 +58,7 @@ async def copy_file(
     ``sent`` hears of each chunk written (progress).
     """
     offset = 0
+    limit = action.entry.size + GROWTH_MARGIN
     digest = hashlib.sha256()
     writes: deque[tuple[asyncio.Future[int], int]] = deque()
     ahead: asyncio.Future[bytes] | None = None
@@ -65,6 +69,11 @@ async def copy_file(
         try:
             data = await reader.read(chunk, 0)
             while data:
+                if offset + len(data) > limit:
+                    raise TreeError(
+                        f"grew past its listed size ({action.entry.size} bytes) by more than "
+                        f"{GROWTH_MARGIN >> 20} MiB while it was copied; not copied"
+                    )
                 ahead = asyncio.ensure_future(reader.read(chunk, offset + len(data)))
                 writes.append((asyncio.ensure_future(writer.write(data, offset)), len(data)))
                 if len(data) >= THREADED_HASH:
@@ -197,8 +206,9 @@ async def execute(
                 "phase %s: %d action(s) in %d step(s), %.2fs",
                 phase.name, len(phase.actions()), len(phase.steps), time.monotonic() - began,
             )  # fmt: skip
-    except ConnectionLost as e:
-        e.done = run.report
+    except SftpMirrorError as e:  # lost connection, full disk: the counts stay true (F16)
+        if e.done is None:
+            e.done = run.report
         raise
     finally:
         run.report.elapsed = time.monotonic() - started

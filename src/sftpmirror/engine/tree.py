@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import stat
 import unicodedata
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -60,9 +61,22 @@ class ServerFailure(TreeError):
     pass
 
 
+# Directories deeper than this are not descended into: a server listing a directory inside
+# itself forever, or a local tree 1,000 levels deep, ends in one clear error, not a hang.
+MAX_DEPTH = 256
+
 TEMP_PREFIX = ".sftpmirror."
 TEMP_SUFFIX = ".part"
 _TEMP = re.compile(r"^\.sftpmirror\.[0-9a-f]{8}\..+\.part$", re.DOTALL)
+
+
+def file_type_of(mode: int) -> str:
+    """ "file", "dir", "symlink" or "other" for an ``st_mode``."""
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "symlink" if stat.S_ISLNK(mode) else "other"
 
 
 def name_problem(name: str) -> str | None:
@@ -115,6 +129,10 @@ class Tree(Protocol):
     cheap_hashes: bool  # True where hashing a file costs no network round trip (LocalTree)
 
     async def scan(self, excludes: Excludes) -> Listing: ...
+
+    async def file_type(self, path: str) -> str | None:
+        """What ``path`` is, without following a link: "file", "dir", "symlink" or "other"
+        (a FIFO, a device: opening one can block a server for good); None when missing."""
 
     async def mkdir(self, entry: Entry, *, perms: bool) -> None:
         """Create the directory (``entry.path == ""``: the root, with its parents)."""
@@ -171,10 +189,15 @@ class Names:
         return path
 
     def real(self, path: str) -> str:
+        """The name on disk (a loop, not recursion: a tree may be deeper than Python's stack)."""
         if not path or path in self._real:
             return self._real.get(path, path)
-        parent, _, name = path.rpartition("/")
-        return f"{self.real(parent)}/{name}" if parent else name
+        tail: list[str] = []
+        while path and path not in self._real:
+            path, _, name = path.rpartition("/")
+            tail.append(name)
+        head = self._real.get(path, path)
+        return "/".join(([head] if head else []) + tail[::-1])
 
 
 def temp_name(name: str) -> str:

@@ -150,8 +150,8 @@ async def connect(
             keepalive_count_max=KEEPALIVE_COUNT_MAX,
             encryption_algs=list(CIPHERS),
         )
-    except asyncssh.HostKeyNotVerifiable:
-        raise host_keys.error() from None
+    except asyncssh.HostKeyNotVerifiable as e:
+        raise host_keys.error(e.reason) from None
     except asyncssh.PermissionDenied:
         allowed = await allowed_methods(resolved)
         raise auth_failure(where, user, trace, allowed, too_many=False) from None
@@ -159,10 +159,16 @@ async def connect(
         if "too many authentication failures" in e.reason.lower():
             allowed = await allowed_methods(resolved)
             raise auth_failure(where, user, trace, allowed, too_many=True) from None
+        if host_keys.authorities_only and not trace.attempts:
+            raise host_keys.no_certificate() from None
         raise ConnectError(f"{where} disconnected: {e.reason}") from None
     except (OSError, TimeoutError) as e:
+        if host_keys.authorities_only and not trace.attempts:
+            raise host_keys.no_certificate() from None
         raise connect_failure(where, host, e, options.timeout) from None
     except asyncssh.Error as e:
+        if host_keys.authorities_only and not trace.attempts:
+            raise host_keys.no_certificate() from None
         raise ConnectError(f"{where}: {e.reason}") from None
     finally:
         if agent is not None:

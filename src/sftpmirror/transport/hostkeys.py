@@ -4,11 +4,20 @@ asyncssh asks ``match`` for the keys trusted for a host, and ``validate`` about 
 not among them. An unknown host is refused unless ``accept_new`` (then the key is appended to the
 file, like OpenSSH's ``StrictHostKeyChecking accept-new``); a host whose key differs from the
 one on record is always refused, and the message shows both fingerprints.
+
+``@revoked`` lines are read here too: asyncssh's ``match()`` finds none for a ``[host]:port``
+pattern, so a revoked key could be accepted and recorded. ``@cert-authority`` is asyncssh's;
+when it is all known_hosts holds for a host and the server shows no certificate, the error says
+so (it read "connection lost").
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +31,53 @@ def host_pattern(host: str, port: int | None) -> str:
     return f"[{host}]:{port}" if port and port != 22 else host
 
 
+def _pattern_matches(pattern: str, names: Sequence[str]) -> bool:
+    if pattern.startswith("|1|"):  # hashed: HMAC-SHA1 of the name, keyed by the salt
+        try:
+            _, _, salt, digest = pattern.split("|")
+            key, want = base64.b64decode(salt), base64.b64decode(digest)
+        except ValueError:
+            return False
+        return any(
+            hmac.compare_digest(hmac.new(key, n.encode(), hashlib.sha1).digest(), want)
+            for n in names
+        )
+    # OpenSSH's match_pattern(): only "*" and "?" are special ("[" is literal: [host]:port)
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return any(re.fullmatch(regex, n, re.IGNORECASE) for n in names)
+
+
+def matches_host(patterns: str, host: str, addr: str, port: int | None) -> bool:
+    """Does a known_hosts pattern list match this host (sshd(8) "SSH_KNOWN_HOSTS FILE
+    FORMAT": comma-separated, ``*``/``?`` wildcards, ``!`` negation, hashed names)?"""
+    names = (
+        [host_pattern(host, port), host_pattern(addr, port)] if addr else [host_pattern(host, port)]
+    )
+    found = False
+    for pattern in patterns.split(","):
+        negated = pattern.startswith("!")
+        if _pattern_matches(pattern[1:] if negated else pattern, names):
+            if negated:
+                return False
+            found = True
+    return found
+
+
+def revoked_keys(text: str, host: str, addr: str, port: int | None) -> list[asyncssh.SSHKey]:
+    """The keys ``@revoked`` for this host in known_hosts text."""
+    keys: list[asyncssh.SSHKey] = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or fields[0] != "@revoked":
+            continue
+        if matches_host(fields[1], host, addr, port):
+            try:
+                keys.append(asyncssh.import_public_key(f"{fields[2]} {fields[3]}"))
+            except (asyncssh.KeyImportError, ValueError):
+                continue
+    return keys
+
+
 class HostKeyCheck:
     """Checks against ``paths`` (ssh_config's UserKnownHostsFile may name several); a newly
     accepted key is appended to the first."""
@@ -33,6 +89,8 @@ class HostKeyCheck:
         self.host = ""
         self.port: int | None = None
         self.known: list[asyncssh.SSHKey] = []
+        self.authorities: list[asyncssh.SSHKey] = []
+        self.revoked: list[asyncssh.SSHKey] = []
         self.offered: asyncssh.SSHKey | None = None
 
     def match(self, host: str, addr: str, port: int | None) -> Any:
@@ -49,9 +107,18 @@ class HostKeyCheck:
             known_hosts = asyncssh.import_known_hosts(text)
         except ValueError as e:
             raise HostKeyError(f"bad known_hosts file {self.path}: {e}") from None
-        result = known_hosts.match(host, addr, port)
-        self.known = list(result[0])
-        return result
+        result: list[Any] = list(known_hosts.match(host, addr, port))
+        self.revoked = [*result[2], *revoked_keys(text, host, addr, port)]
+        result[2] = self.revoked
+        self.known = [k for k in result[0] if k not in self.revoked]
+        result[0] = self.known
+        self.authorities = list(result[1])
+        return tuple(result)
+
+    @property
+    def authorities_only(self) -> bool:
+        """known_hosts trusts a certificate authority for this host and no key of its own."""
+        return bool(self.authorities) and not self.known
 
     def validate(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
         self.offered = key
@@ -65,8 +132,17 @@ class HostKeyCheck:
             f.write(line)
         return True
 
-    def error(self) -> HostKeyError:
+    def error(self, reason: str = "") -> HostKeyError:
         where = host_pattern(self.host, self.port)
+        if "revoked" in reason.lower() and self.revoked:
+            marked = ", ".join(k.get_fingerprint("sha256") for k in self.revoked)
+            return HostKeyError(
+                f"REVOKED HOST KEY DETECTED for {where}: {self.path} marks it @revoked "
+                f"({marked}); refusing to connect",
+                hint="the server still uses a key that was withdrawn: ask its administrator",
+            )
+        if self.authorities_only and self.offered is None:
+            return self.no_certificate()
         offered = self.offered.get_fingerprint("sha256") if self.offered else "(none)"
         if self.known:
             was = ", ".join(k.get_fingerprint("sha256") for k in self.known)
@@ -76,8 +152,19 @@ class HostKeyCheck:
                 hint="if the server was reinstalled, verify the new key with its administrator, "
                 f"then remove the old one: ssh-keygen -R '{where}' -f {self.path}",
             )
+        if self.offered is None and self.revoked:
+            return self.error("revoked")
         return HostKeyError(
             f"unknown host {where}: its key {offered} is not in {self.path}",
             hint="check the fingerprint with the server's administrator, then run again with "
             "--accept-new-host-key (or add it with ssh-keyscan)",
+        )
+
+    def no_certificate(self) -> HostKeyError:
+        where = host_pattern(self.host, self.port)
+        return HostKeyError(
+            f"{self.path} trusts only a certificate authority (@cert-authority) for {where}, "
+            "and the server showed no host certificate signed by it",
+            hint="add the server's own host key to known_hosts, or have the server present a "
+            "certificate (HostCertificate in sshd_config)",
         )

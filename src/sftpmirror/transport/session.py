@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import asyncssh
 
+from sftpmirror.errors import RemoteError
 from sftpmirror.transport import _fastpath as fastpath
 from sftpmirror.transport._fastpath.bulk_writes import BulkWriter
 from sftpmirror.transport._fastpath.pipeline import WriteAhead, list_directory
@@ -63,6 +64,11 @@ class Reader:
     async def read(self, size: int, offset: int) -> bytes:
         with mapped():
             data = await self._f.read(size, offset)
+        if len(data) > size:
+            raise RemoteError(
+                f"the server answered a read of {size} bytes with {len(data)}: it breaks the "
+                "SFTP protocol; refusing to go on"
+            )
         return data if isinstance(data, bytes) else data.encode()
 
     async def close(self) -> None:
@@ -143,6 +149,11 @@ class Session:
     async def stat(self, path: str) -> Attrs:
         with mapped():
             return _attrs(await self._sftp.stat(path))
+
+    async def lstat(self, path: str) -> Attrs:
+        """The attributes of ``path`` itself (a link is not followed)."""
+        with mapped():
+            return _attrs(await self._sftp.lstat(path))
 
     async def listdir(self, path: str, spawn: Spawn) -> list[tuple[str | bytes, Attrs]]:
         """Every name in a directory but ``.`` and ``..``, as the server sent it (bytes where

@@ -21,6 +21,7 @@ from pathlib import Path
 from sftpmirror.engine.hashing import sha256_file
 from sftpmirror.engine.model import Entry, Kind, Listing, Refused
 from sftpmirror.engine.tree import (
+    MAX_DEPTH,
     Excludes,
     FileReader,
     FileWriter,
@@ -29,6 +30,7 @@ from sftpmirror.engine.tree import (
     NotFound,
     PermissionDenied,
     TreeError,
+    file_type_of,
     is_temp,
     name_problem,
     shown,
@@ -176,7 +178,9 @@ class LocalTree:
                     listing.excluded.add(rel)
                     continue
                 listing.add(entry)
-                if entry.kind is Kind.DIR:
+                if entry.kind is Kind.DIR and entry.depth >= MAX_DEPTH:
+                    listing.unreadable[rel] = f"nested deeper than {MAX_DEPTH} levels: not read"
+                elif entry.kind is Kind.DIR:
                     stack.append((rel, (*ancestors, os.path.realpath(item.path))))
         return listing
 
@@ -240,6 +244,15 @@ class LocalTree:
             return Entry(rel, Kind.FILE, size=st.st_size, mtime=int(st.st_mtime), mode=mode)
         listing.warnings.append(f"{rel}: not a regular file or directory, skipped")
         return None
+
+    async def file_type(self, path: str) -> str | None:
+        try:
+            st = await asyncio.to_thread(os.lstat, self._full(path))
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise _tree_error(e) from None
+        return file_type_of(st.st_mode)
 
     async def mkdir(self, entry: Entry, *, perms: bool) -> None:
         with _mapped():

@@ -211,6 +211,11 @@ class MemoryTree:
             raise NotFound("no such file")
         yield _Reader(self, path)
 
+    async def file_type(self, path: str) -> str | None:
+        if path in self.files:
+            return "file"
+        return "dir" if path in self.dirs else None
+
     async def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
         hashes: dict[str, str] = {}
         for path in paths:

@@ -20,6 +20,7 @@ from sftpmirror.engine.concurrency import run_pool, task_group
 from sftpmirror.engine.hashing import HASH_CHUNK
 from sftpmirror.engine.model import Entry, Kind, Listing, Refused
 from sftpmirror.engine.tree import (
+    MAX_DEPTH,
     Excludes,
     FileReader,
     FileWriter,
@@ -29,6 +30,7 @@ from sftpmirror.engine.tree import (
     ServerFailure,
     TreeError,
     Unsupported,
+    file_type_of,
     is_temp,
     name_problem,
     read_chunks,
@@ -146,6 +148,11 @@ class RemoteTree:
                         listing.excluded.add(child.path)
                         continue
                     listing.add(child)
+                    if child.kind is Kind.DIR and child.depth >= MAX_DEPTH:
+                        raise RemoteError(
+                            f"{self._full(child.path)[:200]}…: directories nested deeper than "
+                            f"{MAX_DEPTH} levels; refusing to go on"
+                        )
                     if child.kind is Kind.DIR:
                         group.create_task(list_dir(child.path))
 
@@ -217,6 +224,13 @@ class RemoteTree:
             return Entry(rel, Kind.SYMLINK, mtime=mtime)
         listing.warnings.append(f"{rel}: not a regular file, directory or link, skipped")
         return None
+
+    async def file_type(self, path: str) -> str | None:
+        try:
+            attrs = await self.session.lstat(self._full(path))
+        except NotFound:
+            return None
+        return file_type_of(attrs.mode)
 
     async def mkdir(self, entry: Entry, *, perms: bool) -> None:
         path = self._full(entry.path)
