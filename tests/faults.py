@@ -13,15 +13,23 @@ import asyncssh
 
 class CuttingProxy:
     """Forward 127.0.0.1:port → 127.0.0.1:target; after ``limit`` bytes from the client, close
-    both sides (a dropped line, mid-deploy). With ``only_first``, only the first connection is
-    cut and later ones go through (the line came back), to ``later_port`` if given (another
-    server now answers at that address). Runs its own loop in a daemon thread."""
+    both sides (a dropped line, mid-deploy); with ``rate``, a slow line. With ``only_first``,
+    only the first connection is cut and later ones go through (the line came back), to
+    ``later_port`` if given (another server now answers at that address). Runs its own loop in
+    a daemon thread."""
 
     def __init__(
-        self, target_port: int, limit: int, *, only_first: bool = False, later_port: int = 0
+        self,
+        target_port: int,
+        limit: int,
+        *,
+        only_first: bool = False,
+        later_port: int = 0,
+        rate: float = 0.0,
     ) -> None:
         self.target_port = target_port
         self.limit = limit
+        self.rate = rate  # bytes per second from the client (0: as fast as it comes)
         self.only_first = only_first
         self.later_port = later_port or target_port
         self.sent = 0
@@ -50,7 +58,9 @@ class CuttingProxy:
         cutting = first or not self.only_first
 
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, count: bool) -> None:
-            while data := await src.read(65536):
+            while data := await src.read(8192 if count and self.rate else 65536):
+                if count and self.rate:
+                    await asyncio.sleep(len(data) / self.rate)
                 if count and cutting:
                     self.sent += len(data)
                     if self.sent > self.limit:
@@ -132,3 +142,36 @@ class EndlessNestingServer(asyncssh.SFTPServer):
         # every d/d/d… is the root again
         parts = [p for p in path.split(b"/") if p and p != b"d"]
         return super().map_path(b"/" + b"/".join(parts))
+
+
+class SlowWriteServer(asyncssh.SFTPServer):
+    """Every write waits 20 ms: a deploy of a few MiB takes seconds, long enough to meet it."""
+
+    async def write(self, file_obj: object, offset: int, data: bytes) -> int:
+        await asyncio.sleep(0.02)
+        result = super().write(file_obj, offset, data)
+        return result if isinstance(result, int) else await result
+
+
+class StallingServer(asyncssh.SFTPServer):
+    """Never answers a READDIR in a directory named ``stuck``, nor a READ of ``stuck.bin``,
+    though the SSH connection stays up and keepalives are answered (F7)."""
+
+    async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
+        if path.rstrip(b"/").endswith(b"/stuck"):
+            await asyncio.Event().wait()
+        async for name in super().scandir(path):
+            yield name
+
+    async def read(self, file_obj: object, offset: int, size: int) -> bytes:
+        name = getattr(file_obj, "name", b"")
+        if (name if isinstance(name, bytes) else str(name).encode()).endswith(b"stuck.bin"):
+            try:
+                await asyncio.Event().wait()
+            finally:
+                close = getattr(file_obj, "close", None)
+                if callable(close):
+                    close()  # the session is gone: the file is closed with it
+        result = super().read(file_obj, offset, size)
+        data = result if isinstance(result, bytes) else await result
+        return bytes(data)

@@ -7,10 +7,13 @@ the whole made again after a lost connection (``engine.retry``).
 from __future__ import annotations
 
 import asyncio
+import posixpath
+import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from sftpmirror.engine.manifest import ManifestStore
+from sftpmirror.engine.deploy import DeployState
+from sftpmirror.engine.manifest import ManifestStore, inside_path
 from sftpmirror.engine.mirror import (
     DEFAULT_JOBS,
     DEFAULT_RECONNECTS,
@@ -54,6 +57,7 @@ async def mirror(
     missing_source: type[SftpMirrorError] = UsageError,
     manifest_store: ManifestStore | None = None,
     manifest_side: str = "dst",
+    state: DeployState | None = None,
 ) -> Result:
     """Mirror ``src`` into ``dst`` (any two Trees): see ``engine.mirror.mirror``."""
     the_plan, report = await mirror_trees(
@@ -64,6 +68,7 @@ async def mirror(
         missing_source=missing_source,
         manifest_store=manifest_store,
         manifest_side=manifest_side,
+        state=state,
     )
     return Result(the_plan, report)
 
@@ -113,6 +118,7 @@ async def push(
         raise UsageError(f"local directory not found: {local}")
     source = LocalTree(local, follow_symlinks=True)
     reporter = reporter or NullReporter()
+    state = deploy_state(options, secrets.token_hex(8))
     return await _over_sftp(
         _spec(dest),
         connect_options,
@@ -124,8 +130,25 @@ async def push(
             reporter,
             manifest_store=_manifest_store(remote, options),
             manifest_side="dst",
+            state=state,
         ),
         options.reconnects,
+    )
+
+
+def deploy_state(options: MirrorOptions, token: str) -> DeployState:
+    """Where a push keeps its lock and journal: beside a manifest on the server, else in the
+    destination's root (``token``: this run's, kept across reconnections)."""
+    directory, inside = "", True
+    if options.manifest and options.local_manifest is None:
+        directory = posixpath.dirname(posixpath.normpath(options.manifest))
+        inside = inside_path(options.manifest) is not None
+    return DeployState(
+        directory=directory,
+        token=token,
+        inside=inside,
+        lock_wait=options.lock_wait,
+        break_lock=options.break_lock,
     )
 
 

@@ -143,6 +143,7 @@ KEYS: dict[str, Key] = {
     "ssh_config": Key(_path, "ssh_config", "ssh_config file"),
     "timeout": Key(_float(1, 3600), "timeout", "seconds for connection and login"),
     "reconnects": Key(_int(0, 100), "reconnects", "times a lost connection is made again"),
+    "lock_wait": Key(_float(0, 86400), "lock_wait", "seconds to wait for another deploy's lock"),
 }
 REQUIRED = ("url", "source")
 PASSWORD_KEYS = ("password_env", "password_file", "password_command")
@@ -344,6 +345,7 @@ def starter_config(name: str, url: str, source: str) -> str:
         "ssh_config": '"~/.ssh/config"',
         "timeout": "30",
         "reconnects": "3",
+        "lock_wait": "0",
     }
     for key, example in examples.items():
         lines.append(f"# {key} = {example}".ljust(48) + f"  # {KEYS[key].doc}")

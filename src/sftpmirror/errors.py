@@ -8,6 +8,7 @@
     ├── AuthError                   exit 4   login refused
     ├── RemoteError                 exit 5   the server refused an SFTP operation we cannot skip
     ├── SafetyError                 exit 6   refused because it could lose data
+    ├── LockError                   exit 7   another deploy holds the destination's lock
     ├── Interrupted                 exit 130 Ctrl-C or SIGTERM (the CLI's; the library raises
     │                                        KeyboardInterrupt)
     └── InternalError               exit 70  anything else (out of memory, a bug): still one
@@ -36,6 +37,7 @@ class ExitStatus(IntEnum):
     AUTH = 4
     REMOTE = 5
     SAFETY = 6
+    LOCKED = 7
     INTERNAL = 70  # EX_SOFTWARE (sysexits.h)
     INTERRUPTED = 130
 
@@ -101,6 +103,12 @@ class SafetyError(SftpMirrorError):
     """Refused because going on could lose data."""
 
     exit_status = ExitStatus.SAFETY
+
+
+class LockError(SftpMirrorError):
+    """Another deploy holds the destination's lock (or took it over from this run)."""
+
+    exit_status = ExitStatus.LOCKED
 
 
 class Interrupted(SftpMirrorError):

@@ -56,6 +56,8 @@ _PASSWORD_REFUSED = (
     "a password in the URL is refused (it would show in ps and shell history); "
     "use --password-file FILE or SFTPMIRROR_PASSWORD"
 )
+# scp-style whose path starts with a number: "host:2222/www" or "host:2222"
+_SCP_PORT = re.compile(r"^([0-9]{1,5})(?:/|$)")
 # scp-style with a password: user:password@host:path (else read as host "user")
 _SCP_PASSWORD = re.compile(r"^[^@/:]+:[^@]*@[^:/]+:")
 
@@ -69,6 +71,16 @@ def parse_remote(text: str) -> RemoteSpec:
     if not match or text.startswith(("/", ".", "~")):
         raise UsageError(
             f"not a remote location: {redact(text)!r} (expected sftp://user@host/path)"
+        )
+    if port := _SCP_PORT.match(match["path"]):
+        # host:3501/public_html is scp's "directory 3501/public_html", and surely a port meant
+        user = f"{match['user']}@" if match["user"] else ""
+        rest = match["path"][len(port[0]) :]
+        raise UsageError(
+            f"{redact(text)!r} reads as the directory {match['path'] or '.'!r} on port 22; "
+            f"for port {port[1]} write sftp://{user}{match['host']}:{port[1]}/{rest.lstrip('/')} "
+            f"(or -p {port[1]}); for a directory named {port[1]}, write {match['host']}:./"
+            f"{match['path']}"
         )
     return RemoteSpec(
         host=_host(match["host"], text), path=_clean(match["path"]), user=match["user"]

@@ -3,10 +3,13 @@ be, a server that lies about sizes. Each ends in a warning or one error line, ne
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import time
+import tracemalloc
 import zlib
 from pathlib import Path
 
@@ -15,10 +18,14 @@ import pytest
 from sftpmirror.engine import mirror as mirror_module
 from sftpmirror.engine import plan as plan_module
 from sftpmirror.engine.manifest import DEFAULT_NAME as MANIFEST
-from sftpmirror.engine.tree import MAX_DEPTH
+from sftpmirror.engine.tree import MAX_DEPTH, Excludes
+from sftpmirror.transport.auth import ConnectOptions, Secret
+from sftpmirror.transport.connect import open_session
+from sftpmirror.trees.remote import RemoteTree
+from sftpmirror.url import RemoteSpec
 from tests.conftest import Target, embedded_server
 from tests.e2e.helpers import assert_same_tree, make_site, run_cli
-from tests.faults import EndlessFileServer, EndlessNestingServer
+from tests.faults import EndlessFileServer, EndlessNestingServer, StallingServer
 
 
 def _push(target: Target, site: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -124,3 +131,54 @@ def test_an_unexpected_error_is_one_line_and_the_json_object(
     assert "Traceback" not in result.output
     summary = json.loads(result.stdout)
     assert (summary["exit_code"], summary["error"]["kind"]) == (70, "InternalError")
+
+
+@pytest.mark.parametrize("command", ["push", "pull"])
+def test_a_server_that_stops_answering_ends_the_run(
+    tmp_path: Path, state_dir: Path, command: str
+) -> None:
+    """F7: a READDIR or READ never answered (keepalives still are) hung for 100 s until
+    killed. Now nothing answered for --timeout seconds while requests wait: exit 3."""
+    site = make_site(tmp_path / "site")
+    with embedded_server(tmp_path, state_dir, StallingServer) as target:
+        if command == "push":
+            (target.disk / "stuck").mkdir()
+            args = ["push", str(site), target.url()]
+        else:
+            (target.disk / "stuck.bin").write_bytes(b"never read")
+            args = ["pull", target.url(), str(tmp_path / "pulled")]
+        began = time.monotonic()
+        result = run_cli(*args, "--timeout", "2", "--reconnects", "0", target=target)
+        took = time.monotonic() - began
+    assert result.exit_code == 3, result.output
+    assert "the server stopped answering: no reply in 2 s" in result.output
+    assert took < 10, took
+
+
+def test_a_huge_directory_is_listed_within_its_memory_bound(embedded: Target) -> None:
+    """F20: 300,000 names in one directory took 573 MB: asyncssh's objects for every name
+    were kept until the directory was read whole. Now each answer's names become tuples at
+    once. Bound: a scan's peak is under 650 bytes a name (it was about 830)."""
+    many = embedded.disk / "many"
+    many.mkdir()
+    for i in range(30_000):
+        (many / f"page-{i:06d}.html").touch()
+
+    async def scan() -> tuple[int, int]:
+        spec = RemoteSpec(embedded.host, embedded.path, embedded.user, embedded.port)
+        options = ConnectOptions(
+            password=Secret(embedded.password), known_hosts=embedded.known_hosts
+        )
+        async with open_session(spec, options) as session:
+            tree = RemoteTree(session, embedded.path, "embedded")
+            tracemalloc.start()
+            try:
+                listing = await tree.scan(Excludes())
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+        return len(listing.entries), peak
+
+    entries, peak = asyncio.run(scan())
+    assert entries == 30_001
+    assert peak / entries < 650, peak / entries

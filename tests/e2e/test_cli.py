@@ -256,3 +256,27 @@ def test_a_destination_that_is_a_file_is_refused(target: Target, tmp_path: Path)
     result = run_cli("push", str(site), missing, target=target)
     assert result.exit_code == 0, result.output
     assert_same_tree(site, target.disk / "new" / "site")
+
+
+def test_a_port_in_the_scp_form_is_refused_and_p_works(target: Target, tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site")
+    scp = f"{target.user}@{target.host}:{target.port}/{target.path}"
+    refused = run_cli("push", str(site), scp, target=target)
+    assert refused.exit_code == 2, refused.output
+    assert f"sftp://{target.user}@{target.host}:{target.port}/{target.path}" in refused.output
+    assert not (target.disk / "index.html").exists()
+    scp_form = f"{target.user}@{target.host}:{target.path}"
+    result = run_cli("push", "-p", str(target.port), str(site), scp_form, target=target)
+    assert result.exit_code == 0, result.output
+    assert_same_tree(site, target.disk)
+
+
+def test_init_refuses_a_port_read_as_a_directory(tmp_path: Path) -> None:
+    path = tmp_path / "sftpmirror.toml"
+    result = run_cli(
+        "init", "--url", "deploy@example.org:2222/public_html", "--source", "public",
+        "--config", str(path),
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "sftp://deploy@example.org:2222/public_html" in result.output
+    assert not path.exists()

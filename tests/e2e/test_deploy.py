@@ -4,6 +4,7 @@ deploy order, the delete guards, and the faults a deploy must survive (real serv
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -93,20 +94,27 @@ class OrderLog(asyncssh.SFTPServer):
     opens = 0
 
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
-        if pflags & asyncssh.FXF_WRITE:
+        if pflags & asyncssh.FXF_WRITE and not _ours(path):
             with OrderLog.guard:
                 OrderLog.opens += 1
         return super().open(path, pflags, attrs)
 
     def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
-        with OrderLog.guard:
-            OrderLog.log.append(("live", newpath.decode().removeprefix("public_html/")))
+        if not _ours(newpath):
+            with OrderLog.guard:
+                OrderLog.log.append(("live", newpath.decode().removeprefix("public_html/")))
         super().posix_rename(oldpath, newpath)
 
     def remove(self, path: bytes) -> None:
-        with OrderLog.guard:
-            OrderLog.log.append(("remove", path.decode().removeprefix("public_html/")))
+        if not _ours(path):
+            with OrderLog.guard:
+                OrderLog.log.append(("remove", path.decode().removeprefix("public_html/")))
         super().remove(path)
+
+
+def _ours(path: bytes) -> bool:
+    """The deploy lock and the journal: sftpmirror's own state, not the site."""
+    return b"/.sftpmirror-lock" in path or path.endswith(b"/.sftpmirror-journal")
 
 
 def test_fingerprinted_asset_rename(tmp_path: Path, state_dir: Path) -> None:
@@ -185,6 +193,25 @@ def test_first_deploy_over_an_existing_site_with_verify(target: Target, tmp_path
     assert_same_tree(site, target.disk)
 
 
+def test_a_manifest_never_vouches_for_bytes_nobody_read(target: Target, tmp_path: Path) -> None:
+    """F4: a remote file with other bytes at the same size and mtime, the manifest gone: the
+    new manifest recorded the source's hash for it, so --verify then said "nothing to do"."""
+    site = hugo_site(tmp_path / "site", posts=3)
+    assert run_cli("push", str(site), target.url(), target=target).exit_code == 0
+    sneaky = target.disk / "posts" / "002" / "index.html"
+    st = sneaky.stat()
+    sneaky.write_text(sneaky.read_text().replace("Post", "P0st"))
+    os.utime(sneaky, (st.st_atime, st.st_mtime))
+    (target.disk / MANIFEST).unlink()
+    again = run_cli("push", str(site), target.url(), target=target)
+    assert again.exit_code == 0, again.output
+    assert "nothing to do" in again.output  # by size and mtime: it cannot know
+    verified = run_cli("push", "-v", "--verify", str(site), target.url(), target=target)
+    assert verified.exit_code == 0, verified.output
+    assert "replace  posts/002/index.html  (content changed (same size))" in verified.output
+    assert_same_tree(site, target.disk)
+
+
 def test_verify_reports_a_remote_file_it_cannot_read(openssh: Target, tmp_path: Path) -> None:
     """F18: --verify said "nothing to do" over a different file the account could not read."""
     site = hugo_site(tmp_path / "site", posts=3)
@@ -229,6 +256,7 @@ def test_manifest_outside_the_web_root_or_local(embedded: Target, tmp_path: Path
     assert not (embedded.disk / MANIFEST).exists()
     local = tmp_path / "state" / "site.manifest.gz"
     local.parent.mkdir()
+    shutil.rmtree(embedded.disk)  # a fresh destination: every file is sent, and recorded
     args = ("push", "-v", "--local-manifest", str(local), str(site), embedded.url())
     assert run_cli(*args, target=embedded).exit_code == 0
     assert local.exists()
@@ -299,13 +327,23 @@ def test_stale_temporaries_are_swept_and_others_kept(target: Target, tmp_path: P
     assert run_cli("push", str(site), target.url(), target=target).exit_code == 0
     ours = target.disk / "posts" / ".sftpmirror.0badc0de.index.html.part"
     theirs = target.disk / ".sftpmirror.notes.part"  # not our pattern: someone else's
+    alike = target.disk / ".sftpmirror.12345678.page.part"  # our pattern, a tag not ours
     ours.write_text("half an upload")
     theirs.write_text("keep me")
+    alike.write_text("keep me too")
+    # What a run stopped mid-upload leaves: the temporary, and the journal naming its tag.
+    head = {"journal": "sftpmirror", "version": 1, "tags": ["0badc0de"]}
+    (target.disk / ".sftpmirror-journal").write_text(json.dumps(head) + "\n")
+    if target.kind == "openssh":
+        for path in (ours, target.disk / ".sftpmirror-journal"):
+            shutil.chown(path, target.user, target.user)
     result = run_cli("push", "-v", str(site), target.url(), target=target)
     assert result.exit_code == 0, result.output
     assert "sweep    posts/.sftpmirror.0badc0de.index.html.part" in result.output
     assert not ours.exists()
     assert theirs.read_text() == "keep me"
+    assert alike.read_text() == "keep me too"
+    assert not (target.disk / ".sftpmirror-journal").exists()
 
 
 def test_permission_denied_on_one_directory(openssh: Target, tmp_path: Path) -> None:

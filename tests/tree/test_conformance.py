@@ -25,7 +25,15 @@ import pytest
 
 from sftpmirror.engine.model import Action, Entry, Kind, Listing, Op
 from sftpmirror.engine.transfer import CHUNK, WRITES_IN_FLIGHT, copy_file
-from sftpmirror.engine.tree import TEMP_PREFIX, TEMP_SUFFIX, Excludes, FileWriter, NotFound, Tree
+from sftpmirror.engine.tree import (
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    Excludes,
+    FileWriter,
+    NotFound,
+    OnSwap,
+    Tree,
+)
 from sftpmirror.trees.local import LocalTree
 from tests.tree.conftest import TreeEnv
 
@@ -772,8 +780,15 @@ class WatchedTree:
         self.writers: list[Watched] = []
 
     @asynccontextmanager
-    async def open_write(self, entry: Entry, *, perms: bool) -> AsyncIterator[FileWriter]:
-        async with self.tree.open_write(entry, perms=perms) as inner:
+    async def open_write(
+        self,
+        entry: Entry,
+        *,
+        perms: bool,
+        tag: str | None = None,
+        on_swap: OnSwap | None = None,
+    ) -> AsyncIterator[FileWriter]:
+        async with self.tree.open_write(entry, perms=perms, tag=tag, on_swap=on_swap) as inner:
             watched = Watched(inner, self.fail_at, self.delay)
             self.writers.append(watched)
             yield watched

@@ -10,16 +10,19 @@ import asyncio
 import hashlib
 import posixpath
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
 from sftpmirror.engine import retry
+from sftpmirror.engine.deploy import pick_stale
 from sftpmirror.engine.mirror import MirrorOptions, mirror
-from sftpmirror.engine.model import Entry, Failure, Kind, Op, Plan, Report
+from sftpmirror.engine.model import Action, Entry, Failure, Kind, Listing, Op, Plan, Report
 from sftpmirror.engine.reporter import NullReporter
 from sftpmirror.engine.retry import with_reconnects
-from sftpmirror.engine.transfer import execute
+from sftpmirror.engine.transfer import copy_file, execute
 from sftpmirror.engine.tree import (
     Excludes,
     PermissionDenied,
@@ -94,23 +97,31 @@ def final_files(tree: MemoryTree) -> dict[str, bytes]:
 # --- MemoryTree itself: the properties the engine tests below rely on --------------------------
 
 
-def test_memory_tree_scan_excludes_stale_and_missing_root() -> None:
+def test_memory_tree_scan_lists_temporaries_as_files_and_the_engine_picks_them() -> None:
+    """A scan classifies nothing: a temporary is a file like any other until the engine, which
+    knows the tags of its runs from the journal, picks its own out (F21)."""
     tree = MemoryTree()
     tree.add_file("keep.txt", b"k")
     tree.add_file("drafts/a.md", b"a")
     tree.add_file("sub/.sftpmirror.0123abcd.x.html.part", b"partial")
+    tree.add_file("sub/.sftpmirror.89abcdef.y.html.part", b"a site file named like one")
 
-    async def scan_while_writing() -> tuple[list[str], list[str], set[str]]:
-        async with tree.open_write(Entry("sub/new.txt", Kind.FILE, mode=0o644), perms=True) as w:
+    async def scan_while_writing() -> Listing:
+        entry = Entry("sub/new.txt", Kind.FILE, mode=0o644)
+        async with tree.open_write(entry, perms=True, tag="0123abcd") as w:
             await w.write(b"new", 0)
-            listing = await tree.scan(Excludes(("drafts/",)))
-        return sorted(listing.entries), sorted(e.path for e in listing.stale), listing.excluded
+            return await tree.scan(Excludes(("drafts/",)))
 
-    entries, stale, excluded = asyncio.run(scan_while_writing())
-    assert entries == ["keep.txt", "sub"]  # the upload in progress is not at its final name
-    assert len(stale) == 2
-    assert "sub/.sftpmirror.0123abcd.x.html.part" in stale
-    assert excluded == {"drafts"}
+    listing = asyncio.run(scan_while_writing())
+    assert "sub/new.txt" not in listing.entries  # the upload in progress is not at its final name
+    assert "sub/.sftpmirror.0123abcd.new.txt.part" in listing.entries
+    assert listing.excluded == {"drafts"}
+    pick_stale(Listing(), listing, {"0123abcd"})
+    assert sorted(e.path for e in listing.stale) == [
+        "sub/.sftpmirror.0123abcd.new.txt.part",
+        "sub/.sftpmirror.0123abcd.x.html.part",
+    ]
+    assert "sub/.sftpmirror.89abcdef.y.html.part" in listing.entries  # not a tag of ours
     assert tree.files["sub/new.txt"][0] == b"new"
     assert asyncio.run(MemoryTree(root_exists=False).scan(Excludes())).root_exists is False
 
@@ -517,3 +528,34 @@ def test_mirror_reconnects_finishes_and_sweeps_the_lost_temporary() -> None:
     assert dst.files == {path: (data, 0o644, 7_000) for path, (data, _, _) in src.files.items()}
     # Nothing already in place was uploaded twice.
     assert sorted(path for op, path in dst.calls if op == "rename") == sorted(src.files)
+
+
+def test_progress_counts_bytes_once_the_file_is_in_place() -> None:
+    """F19: a small file's bytes were counted when its write was queued (59.5 MiB/s shown on a
+    1 Mbit/s link); now they count once the server has acknowledged them."""
+    src, dst = MemoryTree(), MemoryTree()
+    src.add_file("page.html", b"x" * 5000)
+    events: list[str] = []
+
+    class Watched(MemoryTree):
+        def open_write(self, *args: Any, **kwargs: Any) -> Any:
+            inner = MemoryTree.open_write(self, *args, **kwargs)
+
+            @asynccontextmanager
+            async def watched() -> AsyncIterator[Any]:
+                async with inner as writer:
+                    yield writer
+                events.append("in place")
+
+            return watched()
+
+    watched = Watched()
+    watched.dirs.update(dst.dirs)
+    entry = Entry("page.html", Kind.FILE, 5000, NOW, 0o644)
+    asyncio.run(
+        copy_file(
+            src, watched, Action(Op.COPY, entry, "new"), perms=True,
+            sent=lambda n: events.append(f"sent {n}"),
+        )
+    )  # fmt: skip
+    assert events == ["in place", "sent 5000"]

@@ -118,7 +118,7 @@ def test_encode_is_deterministic() -> None:
 
 def test_encode_format() -> None:
     doc = json.loads(gzip.decompress(Manifest({"a": Record(1, 2, hx("a"))}).encode()))
-    assert doc == {"format": "sftpmirror-manifest", "version": 1, "files": {"a": [1, 2, hx("a")]}}
+    assert doc == {"format": "sftpmirror-manifest", "version": 2, "files": {"a": [1, 2, hx("a")]}}
 
 
 def _corrupt_body() -> bytes:
@@ -140,13 +140,15 @@ DECODE_ERRORS = [
     pytest.param(
         gz_json(doc_with({}, fmt="other-tool")), "not an sftpmirror manifest", id="other-format"
     ),
-    pytest.param(gz_json(doc_with({}, version=2)), "manifest version 2 is not 1", id="version-2"),
-    pytest.param(gz_json(doc_with({}, version=0)), "manifest version 0 is not 1", id="version-0"),
+    pytest.param(gz_json(doc_with({}, version=3)), "manifest version 3 is not 1 or 2", id="v3"),
+    pytest.param(gz_json(doc_with({}, version=0)), "manifest version 0 is not 1 or 2", id="v0"),
     pytest.param(
-        gz_json(doc_with({}, version="1")), "manifest version '1' is not 1", id="version-str"
+        gz_json(doc_with({}, version="1")), "manifest version '1' is not 1 or 2", id="version-str"
     ),
     pytest.param(
-        gz_json({"format": FORMAT, "files": {}}), "manifest version None is not 1", id="no-version"
+        gz_json({"format": FORMAT, "files": {}}),
+        "manifest version None is not 1 or 2",
+        id="no-version",
     ),
     pytest.param(
         gz_json({"format": FORMAT, "version": 1}), "manifest has no file table", id="no-files"
@@ -532,13 +534,17 @@ AFTER_RUN = [
         AfterRun(
             src=(hashed(f("a", 10, 1_001), hx("s")),),
             dst=(f("a", 10, 1_000),),
-            expected={"a": Record(10, 1_000, hx("s"))},
+            expected={"a": Record(10, 1_000, None)},  # F4: never the source's hash
         ),
-        id="fallback-src-hash-dst-size-mtime",
+        id="size-mtime-match-recorded-without-hash",
     ),
     pytest.param(
-        AfterRun(src=(f("a", 10, 1_000),), dst=(f("a", 10, 1_000),), expected={}),
-        id="no-hash-left-out",
+        AfterRun(
+            src=(f("a", 10, 1_000),),
+            dst=(f("a", 10, 1_000),),
+            expected={"a": Record(10, 1_000, None)},
+        ),
+        id="no-hash-recorded-without-hash",
     ),
     pytest.param(
         AfterRun(
@@ -780,7 +786,7 @@ def test_save_failure_is_a_remote_error(tmp_path: Path) -> None:
         pytest.param(b"", "not a gzip JSON file", id="empty-file"),
         pytest.param(gz_json({"format": "x"}), "not an sftpmirror manifest", id="foreign"),
         pytest.param(
-            gz_json(doc_with({}, version=2)), "manifest version 2 is not 1", id="version-2"
+            gz_json(doc_with({}, version=3)), "manifest version 3 is not 1 or 2", id="version-3"
         ),
         pytest.param(gz_json(doc_with({"a": [1]})), "bad manifest entry for 'a'", id="bad-entry"),
     ],

@@ -219,3 +219,25 @@ def test_remote_spec_round_trips(spec: RemoteSpec) -> None:
 )
 def test_redact_hides_a_password_and_nothing_else(text: str, shown: str) -> None:
     assert redact(text) == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "suggested"),
+    [
+        ("user@127.0.0.1:2222/public_html", "sftp://user@127.0.0.1:2222/public_html"),
+        ("host:3501", "sftp://host:3501/"),
+        ("host:3501/", "sftp://host:3501/"),
+    ],
+)
+def test_a_port_after_the_colon_is_refused_with_the_url_form(text: str, suggested: str) -> None:
+    """scp reads host:3501/x as the directory 3501/x on port 22: a newcomer's port, uploaded
+    to the wrong place (and saved by init)."""
+    with pytest.raises(UsageError) as info:
+        parse_remote(text)
+    assert suggested in str(info.value)
+    assert info.value.exit_status == 2
+
+
+@pytest.mark.parametrize("text", ["host:./3501", "host:3501x", "host:/3501", "host:public_html"])
+def test_a_directory_named_with_digits_can_still_be_said(text: str) -> None:
+    assert parse_remote(text).port is None

@@ -8,11 +8,10 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 import traceback
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Coroutine
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +19,7 @@ import click
 from click.shell_completion import CompletionItem
 
 from sftpmirror import __version__
+from sftpmirror.cli import stopping
 from sftpmirror.cli.options import (
     ConnectionFlags,
     MirrorFlags,
@@ -28,6 +28,7 @@ from sftpmirror.cli.options import (
     flags_from,
     mirror_options,
     mirror_options_from,
+    with_port,
 )
 from sftpmirror.cli.options import connection_options as connection_options
 from sftpmirror.cli.sshd import sshd as sshd_group
@@ -100,7 +101,7 @@ def _die(error: SftpMirrorError, debug: bool) -> int:
 def _run(coro: Coroutine[Any, Any, T], debug: bool) -> tuple[T | None, int]:
     """Run the coroutine; map our errors and Ctrl-C to (None, exit status)."""
     try:
-        return asyncio.run(coro), 0
+        return stopping.run(coro), 0
     except SftpMirrorError as e:
         return None, _die(e, debug)
     except KeyboardInterrupt:
@@ -128,25 +129,6 @@ def _setup(debug: bool) -> None:
         from sftpmirror.transport.connect import debug_logging
 
         debug_logging()
-
-
-@contextmanager
-def _sigterm_as_sigint() -> Iterator[None]:
-    """SIGTERM (a CI job cancelled, ``kill``) stops a run the way Ctrl-C does: the running
-    transfers are cancelled, their temporary files removed, and the exit status is 130.
-
-    Both stop a run whatever dispositions were inherited: a script's background job starts
-    with SIGINT ignored (POSIX), and SIGTERM turned into an ignored SIGINT did nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-    previous = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, previous_int)
 
 
 class _Main(click.Group):
@@ -285,12 +267,13 @@ def _mirror_command(
     kept = _Warnings()
     try:
         local, remote, target, flags = _resolve(ctx, command, args, flags)
+        remote = with_port(remote, flags)
         source, dest = (local, remote) if command == "push" else (remote, local)
         run = Run(command, redact(source), redact(dest), target)
         reporter, live, kept = _reporters(flags)
         coro = runner(local, remote, mirror_options_from(flags), connect_options(flags), reporter)
-        with live, _sigterm_as_sigint():
-            result = asyncio.run(coro)
+        with live:
+            result = stopping.run(coro)
         status = exit_status(result)
     except SftpMirrorError as e:
         error, status = e, _die(e, debug)
@@ -416,7 +399,7 @@ def doctor(dest: str, as_json: bool, **kw: Any) -> None:
     try:
         from sftpmirror.doctor import doctor as run_doctor
 
-        coro = run_doctor(parse_remote(dest), connect_options(flags))
+        coro = run_doctor(parse_remote(with_port(dest, flags)), connect_options(flags))
     except SftpMirrorError as e:
         sys.exit(_die(e, flags.debug))
     report, status = _run(coro, flags.debug)

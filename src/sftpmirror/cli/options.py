@@ -34,6 +34,7 @@ from sftpmirror.transport.auth import (
     password_from_env,
     read_password_file,
 )
+from sftpmirror.url import parse_remote
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,6 +96,20 @@ def mirror_options(func: F) -> F:
             metavar="N",
             help="Times a connection lost mid-run is made again (waits 2 s, then twice as long "
             "each time); the run then carries on. 0: stop at once (exit 3).",
+        ),
+        click.option(
+            "--lock-wait",
+            type=click.FloatRange(0, 86400),
+            default=0.0,
+            metavar="SECONDS",
+            help="Wait this long for another deploy to the same destination to finish (its "
+            "lock), then stop (exit 7). Default: stop at once.",
+        ),
+        click.option(
+            "--break-lock",
+            is_flag=True,
+            help="Take the destination's deploy lock even if another deploy holds it (for a "
+            "holder you know is gone; a dead one's is recovered by itself within a minute).",
         ),
         click.option(
             "--chmod",
@@ -206,6 +221,12 @@ def connection_options(func: F) -> F:
             help="Trust and record the key of a host seen the first time (never a changed key).",
         ),
         click.option(
+            "-p",
+            "--port",
+            type=click.IntRange(1, 65535),
+            help="The server's port (as ssh -p; or sftp://host:PORT/path).",
+        ),
+        click.option(
             "-F",
             "--ssh-config",
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -216,7 +237,8 @@ def connection_options(func: F) -> F:
             type=click.FloatRange(1, 3600),
             default=30.0,
             show_default=True,
-            help="Seconds to wait for the connection and the login.",
+            help="Seconds to wait for the connection and the login, and for any answer from a "
+            "server while requests wait (a stalled server is dropped: exit 3).",
         ),
     ])  # fmt: skip
 
@@ -236,6 +258,7 @@ class ConnectionFlags:
     accept_new_host_key: bool = False
     ssh_config: Path | None = None
     timeout: float = 30.0
+    port: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +275,8 @@ class MirrorFlags(ConnectionFlags):
     excludes: tuple[str, ...] = ()
     jobs: int = DEFAULT_JOBS
     reconnects: int = DEFAULT_RECONNECTS
+    lock_wait: float = 0.0
+    break_lock: bool = False
     chmod: str | None = None
     perms: bool = False
     no_perms: bool = False
@@ -344,6 +369,13 @@ def connect_options(flags: ConnectionFlags) -> ConnectOptions:
     )
 
 
+def with_port(remote: str, flags: ConnectionFlags) -> str:
+    """The remote location, with ``--port`` when given (it wins over the URL's)."""
+    if flags.port is None:
+        return remote
+    return str(dataclasses.replace(parse_remote(remote), port=flags.port))
+
+
 def mirror_options_from(flags: MirrorFlags) -> MirrorOptions:
     return MirrorOptions(
         delete=flags.delete,
@@ -351,6 +383,8 @@ def mirror_options_from(flags: MirrorFlags) -> MirrorOptions:
         excludes=tuple(flags.excludes),
         jobs=flags.jobs,
         reconnects=flags.reconnects,
+        lock_wait=flags.lock_wait,
+        break_lock=flags.break_lock,
         perms=not flags.no_perms,
         chmod=permission_rules(flags),
         manifest=None if flags.no_manifest else flags.manifest,

@@ -27,7 +27,8 @@ from sftpmirror.engine.tree import NotFound, Tree, TreeError, read_chunks
 from sftpmirror.errors import RemoteError
 
 FORMAT = "sftpmirror-manifest"
-VERSION = 1
+VERSION = 2  # 2: a record's hash may be null (matched by size and mtime only)
+READS = (1, 2)
 DEFAULT_NAME = ".sftpmirror-manifest.json.gz"
 _NOT_A_FILE = {"dir": "a directory", "symlink": "a symbolic link", "other": "a FIFO or device"}
 # Bounds on reading a manifest (a record is about 100 bytes inflated, 40 compressed: these
@@ -39,9 +40,13 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 @dataclass(frozen=True, slots=True)
 class Record:
+    """What we know of a deployed file. ``sha256`` None: the file matched the source by size and
+    mtime only (a site deployed by another tool, taken over): no bytes of it were written or
+    hashed by us, so the record vouches for nothing more, and ``--verify`` hashes it."""
+
     size: int
     mtime: int
-    sha256: str
+    sha256: str | None
 
 
 @dataclass(slots=True)
@@ -49,7 +54,9 @@ class Manifest:
     files: dict[str, Record] = field(default_factory=dict)
 
     def encode(self) -> bytes:
-        files = {p: [r.size, r.mtime, r.sha256] for p, r in sorted(self.files.items())}
+        files = {
+            p: [r.size, r.mtime, r.sha256] for p, r in sorted(self.files.items())
+        }  # None: null
         text = json.dumps({"format": FORMAT, "version": VERSION, "files": files})
         return gzip.compress(text.encode(), mtime=0)
 
@@ -71,8 +78,8 @@ class Manifest:
             raise ValueError(f"not a gzip JSON file ({e})") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise ValueError("not an sftpmirror manifest")
-        if doc.get("version") != VERSION:
-            raise ValueError(f"manifest version {doc.get('version')!r} is not {VERSION}")
+        if doc.get("version") not in READS:
+            raise ValueError(f"manifest version {doc.get('version')!r} is not 1 or 2")
         files: dict[str, Record] = {}
         raw = doc.get("files")
         if not isinstance(raw, dict):
@@ -83,24 +90,33 @@ class Manifest:
                 and isinstance(value, list)
                 and len(value) == 3
                 and all(type(v) is int for v in value[:2])
-                and isinstance(value[2], str)
-                and _SHA256.fullmatch(value[2])
+                and (
+                    value[2] is None or (isinstance(value[2], str) and _SHA256.fullmatch(value[2]))
+                )
             ):
                 raise ValueError(f"bad manifest entry for {path!r}")
             files[path] = Record(value[0], value[1], value[2])
         return cls(files)
 
 
+def _is_sha256(value: object) -> bool:
+    return isinstance(value, str) and bool(_SHA256.fullmatch(value))
+
+
 def apply(listing: Listing, manifest: Manifest) -> int:
-    """Give each file whose size and mtime match its record the recorded hash; mark the listing's
-    hashes authoritative. Returns how many files drifted from their record."""
+    """Give each file whose size and mtime match its record the recorded hash (or, for a record
+    without one, mark it known by size and mtime only); mark the listing's hashes authoritative.
+    Returns how many files drifted from their record."""
     drifted = 0
     for path, entry in list(listing.entries.items()):
         record = manifest.files.get(path)
         if entry.kind is not Kind.FILE or record is None:
             continue
         if record.size == entry.size and record.mtime == entry.mtime:
-            listing.entries[path] = dataclasses.replace(entry, sha256=record.sha256)
+            if record.sha256 is None:
+                listing.unverified.add(path)
+            else:
+                listing.entries[path] = dataclasses.replace(entry, sha256=record.sha256)
         else:
             drifted += 1
     listing.hashes_known = True
@@ -126,8 +142,10 @@ def after_run(src: Listing, dst: Listing, plan: Plan, report: Report) -> Manifes
     """What the destination holds after a run, as far as it is known for sure.
 
     Copied files are recorded with the hash of the bytes sent; files left alone keep the
-    destination's size and mtime with their known hash (or the source's, when size and mtime
-    vouched for them); files whose action failed are left out, so the next run replaces them.
+    destination's size and mtime with the hash known for them (recorded before, or hashed on
+    the server by ``--verify``). One that matched the source by size and mtime alone gets a
+    record without a hash: a record vouches only for bytes this run or an earlier one wrote or
+    hashed, never for the source's (F4). Files whose action failed are left out.
     """
     failed = {f.path for f in report.failures}
     attrs = {a.path for a in plan.actions() if a.op is Op.ATTRS}
@@ -140,11 +158,17 @@ def after_run(src: Listing, dst: Listing, plan: Plan, report: Report) -> Manifes
             files[path] = Record(size, s.mtime, sent)
             continue
         d = dst.entries.get(path)
-        known = (d.sha256 if d else None) or s.sha256
-        if d is None or d.kind is not Kind.FILE or known is None:
+        if d is None or d.kind is not Kind.FILE:
             continue
-        files[path] = Record(d.size, s.mtime if path in attrs else d.mtime, known)
+        files[path] = Record(d.size, s.mtime if path in attrs else d.mtime, d.sha256)
     return Manifest(files)
+
+
+def inside_path(path: str) -> str | None:
+    """``path`` normalised, when it stays inside the tree's root; None when it leads out."""
+    path = posixpath.normpath(path)
+    outside = path.startswith(("/", "../")) or path in ("..", ".")
+    return None if outside else path
 
 
 class ManifestStore:
@@ -159,9 +183,7 @@ class ManifestStore:
     @property
     def inside(self) -> str | None:
         """The manifest's path inside the mirrored tree, if it is inside (to keep it out)."""
-        path = posixpath.normpath(self.path)
-        outside = path.startswith(("/", "../")) or path in ("..", ".")
-        return None if outside or not self.in_mirrored_tree else path
+        return inside_path(self.path) if self.in_mirrored_tree else None
 
     async def load(self) -> tuple[Manifest | None, str | None]:
         """The manifest, or None and a sentence saying why it is not used.

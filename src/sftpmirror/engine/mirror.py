@@ -11,20 +11,23 @@ import asyncio
 import dataclasses
 import logging
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sftpmirror.engine import chmod, manifest
+from sftpmirror.engine import chmod, journal, manifest
 from sftpmirror.engine.chmod import DEFAULT_RULES, ChmodRules
 from sftpmirror.engine.concurrency import task_group
+from sftpmirror.engine.deploy import DeployState, merge, pick_stale, repair_swaps
 from sftpmirror.engine.guards import DeleteLimits, check_deletes
+from sftpmirror.engine.lock import DeployLock
 from sftpmirror.engine.manifest import DEFAULT_NAME as DEFAULT_MANIFEST
 from sftpmirror.engine.manifest import Manifest, ManifestStore
 from sftpmirror.engine.model import Kind, Listing, Plan, Report
 from sftpmirror.engine.plan import PAGE_SUFFIXES, PlanOptions, plan
 from sftpmirror.engine.reporter import Reporter
 from sftpmirror.engine.transfer import execute
-from sftpmirror.engine.tree import Excludes, Tree
+from sftpmirror.engine.tree import Excludes, Tree, TreeError, new_tag
 from sftpmirror.errors import RemoteError, SftpMirrorError, UsageError
 
 DEFAULT_JOBS = 64
@@ -47,6 +50,8 @@ class MirrorOptions:
     limits: DeleteLimits = field(default_factory=DeleteLimits)
     page_suffixes: tuple[str, ...] = PAGE_SUFFIXES  # uploaded after every other file
     reconnects: int = DEFAULT_RECONNECTS  # times a connection lost mid-run is made again
+    lock_wait: float = 0.0  # seconds to wait for another deploy's lock (push)
+    break_lock: bool = False  # take the lock even if another deploy holds it
 
 
 DEFAULTS = MirrorOptions()
@@ -61,29 +66,92 @@ async def mirror(
     missing_source: type[SftpMirrorError] = UsageError,
     manifest_store: ManifestStore | None = None,
     manifest_side: str = "dst",
+    state: DeployState | None = None,
 ) -> tuple[Plan, Report]:
     """Scan, compare, plan, check the delete limits, then (unless dry-run) execute.
 
     ``manifest_store`` describes the remote side (``manifest_side``): it is read to know the
     remote files by content, and — when the remote side is the destination — rewritten after
     the run (first without the records of the files about to change, then complete).
+    ``state`` (a push) is where the deploy lock and the journal are: the lock is held from
+    before the scan to the end, and the journal of a run that stopped is read and repaired.
     """
+    if state is None or options.dry_run:
+        return await _mirror(src, dst, options, reporter, missing_source, manifest_store,
+                             manifest_side, state)  # fmt: skip
+    held = DeployLock(
+        dst, state.directory, state.token, wait=state.lock_wait, break_lock=state.break_lock,
+        warn=reporter.warning,
+    )  # fmt: skip
+    await held.acquire()
+    try:
+        work = asyncio.ensure_future(
+            _mirror(src, dst, options, reporter, missing_source, manifest_store, manifest_side,
+                    state)
+        )  # fmt: skip
+        beat = asyncio.ensure_future(held.heartbeat())
+        try:
+            await asyncio.wait({work, beat}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (beat, work):
+                if not task.done():
+                    task.cancel()
+            await asyncio.wait({work, beat})
+        if beat.done() and not beat.cancelled() and beat.exception() is not None:
+            if not work.cancelled():
+                work.exception()  # retrieved: the lock's error is the one to say
+            raise beat.exception()  # type: ignore[misc]
+        return work.result()
+    finally:
+        await asyncio.shield(_release(held))
+
+
+async def _release(held: DeployLock) -> None:
+    # If the connection is gone, the lock goes stale, and the next run takes it.
+    with suppress(TreeError, SftpMirrorError):
+        await held.release()
+
+
+async def _mirror(
+    src: Tree,
+    dst: Tree,
+    options: MirrorOptions,
+    reporter: Reporter,
+    missing_source: type[SftpMirrorError],
+    manifest_store: ManifestStore | None,
+    manifest_side: str,
+    state: DeployState | None,
+) -> tuple[Plan, Report]:
     inside = manifest_store.inside if manifest_store else None
-    excludes = Excludes(options.excludes, frozenset({inside}) if inside else frozenset())
+    reserved = frozenset({inside}) if inside else frozenset()
+    if state is not None:
+        reserved |= state.reserved()
+    excludes = Excludes(options.excludes, reserved)
     began = time.monotonic()
     reporter.phase("scanning")
-    # Both scans and the manifest's read at once; the local files the manifest knows are
-    # hashed (in threads) while the remote tree is still being listed.
+    # Both scans, the manifest's read and the journal's at once; the local files the manifest
+    # knows are hashed (in threads) while the remote tree is still being listed.
     loaded: asyncio.Task[tuple[Manifest | None, str | None]] | None = None
+    journaled: asyncio.Task[journal.Journaled | None] | None = None
     async with task_group() as group:
         src_scan = group.create_task(src.scan(excludes))
         dst_scan = group.create_task(dst.scan(excludes))
+        if state is not None:
+            journaled = group.create_task(journal.read(dst, state.journal_path))
         if manifest_store is not None:
             loaded = group.create_task(manifest_store.load())
             local, scan = (src, src_scan) if manifest_side == "dst" else (dst, dst_scan)
             if local.cheap_hashes:
                 group.create_task(_hash_ahead(local, scan, loaded))
     src_listing, dst_listing = src_scan.result(), dst_scan.result()
+    found = journaled.result() if journaled is not None else None
+    repaired = 0
+    if found is not None and found.swaps and not options.dry_run:
+        repaired = await repair_swaps(dst, found)
+    if repaired:
+        reporter.warning(f"put back {repaired} file(s) an interrupted replace left missing")
+        dst_listing = await dst.scan(excludes)
+    pick_stale(src_listing, dst_listing, (found.tags if found else set()) if state else None)
     log.debug(
         "scanned %d + %d entries in %.2fs",
         len(src_listing.entries), len(dst_listing.entries), time.monotonic() - began,
@@ -98,6 +166,7 @@ async def mirror(
     if loaded is not None:
         remote_listing = dst_listing if manifest_side == "dst" else src_listing
         old, why = loaded.result()
+        old = merge(old, found) if store is not None else old
         if old is not None:
             manifest.apply(remote_listing, old)
         elif why and remote_listing.root_exists:
@@ -119,19 +188,42 @@ async def mirror(
     if options.dry_run:
         return the_plan, Report(dry_run=True)
     on_server = old  # what the manifest on the server says at each moment
-    if store is not None and old is not None and (changing := manifest.touched(the_plan)):
+    changing = manifest.touched(the_plan)
+    if store is not None and old is not None and (changing or (found and found.done)):
         on_server = manifest.without(old, changing)
         await store.save(on_server)
-    report = await execute(
-        the_plan, src, dst, jobs=options.jobs, perms=options.perms, reporter=reporter
-    )
-    if store is not None:
-        new = manifest.after_run(src_listing, dst_listing, the_plan, report)
-        if on_server is None or new.files != on_server.files:
-            try:
-                await store.save(new)
-            except RemoteError as e:
-                reporter.warning(f"{e}; the next run compares by size and mtime")
+    tag = new_tag()
+    writer: journal.Writer | None = None
+    if state is not None and (the_plan.phases or the_plan.conflicts):
+        writer = journal.Writer(dst, state.journal_path, records=store is not None)
+        await writer.start(sorted({tag, *(found.tags if found else ())}))
+    try:
+        report = await execute(
+            the_plan, src, dst, jobs=options.jobs, perms=options.perms, reporter=reporter,
+            tag=tag, journal=writer,
+        )  # fmt: skip
+        if writer is not None:
+            await writer.close()
+    except BaseException:
+        if writer is not None:
+            await asyncio.shield(writer.abandon())
+        raise
+    try:
+        saved = True
+        if store is not None:
+            new = manifest.after_run(src_listing, dst_listing, the_plan, report)
+            if on_server is None or new.files != on_server.files:
+                try:
+                    await store.save(new)
+                except RemoteError as e:
+                    saved = False
+                    reporter.warning(f"{e}; the next run compares by size and mtime")
+        if state is not None and saved and not report.failures:
+            await journal.remove(dst, state.journal_path)
+    except SftpMirrorError as e:  # a cut after the copies: they count (F16)
+        if e.done is None:
+            e.done = report
+        raise
     return the_plan, report
 
 

@@ -68,6 +68,7 @@ class Listing:
     warnings: list[str] = field(default_factory=list)
     root_exists: bool = True
     hashes_known: bool = False
+    unverified: set[str] = field(default_factory=set)  # records vouching size and mtime only
     stale: list[Entry] = field(default_factory=list)  # our temporaries left by a crashed run
     refused: dict[str, Refused] = field(default_factory=dict)  # names no tree may deploy
 

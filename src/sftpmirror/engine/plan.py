@@ -102,7 +102,9 @@ def plan(src: Listing, dst: Listing, options: PlanOptions = PlanOptions()) -> Pl
             copy.append(Action(Op.COPY, s, "new file"))
         elif d.kind is Kind.SYMLINK:
             copy.append(Action(Op.REPLACE, s, "a file replaces a symbolic link"))
-        elif reason := same_file(s, d, options.modify_window, dst.hashes_known):
+        elif reason := same_file(
+            s, d, options.modify_window, dst.hashes_known and path not in dst.unverified
+        ):
             copy.append(Action(Op.REPLACE, s, reason))
         elif options.perms and _perms(s) != _perms(d):
             attrs.append(Action(Op.ATTRS, s, _mode_change(d, s)))

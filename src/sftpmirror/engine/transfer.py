@@ -16,12 +16,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from sftpmirror.engine.concurrency import run_pool
 from sftpmirror.engine.model import Action, Failure, Kind, Op, Plan, Report
 from sftpmirror.engine.reporter import Reporter
-from sftpmirror.engine.tree import Tree, TreeError
+from sftpmirror.engine.tree import OnSwap, Tree, TreeError
 from sftpmirror.errors import SftpMirrorError
 
 log = logging.getLogger("sftpmirror.transfer")
@@ -48,6 +48,8 @@ async def copy_file(
     perms: bool,
     chunk: int = CHUNK,
     sent: Callable[[int], None] = _ignore,
+    tag: str | None = None,
+    on_swap: OnSwap | None = None,
 ) -> tuple[int, str]:
     """Stream one file from ``src`` to ``dst`` (atomically replaced).
 
@@ -55,8 +57,11 @@ async def copy_file(
     pipe never waits for the last answers of a chunk before the next one starts; each chunk is
     hashed in order as it goes out (large chunks in a thread: hashlib releases the GIL).
     Returns the bytes copied and the SHA-256 of exactly those bytes (for the manifest);
-    ``sent`` hears of each chunk written (progress).
+    ``sent`` hears of each chunk the server acknowledged (progress, F19): a chunk's write
+    returns once it is answered, except the last small one, held back to go with the close,
+    so the chunks still in flight at the end are counted once the file is in place.
     """
+    held = 0
     offset = 0
     limit = action.entry.size + GROWTH_MARGIN
     digest = hashlib.sha256()
@@ -64,7 +69,7 @@ async def copy_file(
     ahead: asyncio.Future[bytes] | None = None
     async with (
         src.open_read(action.path) as reader,
-        dst.open_write(action.entry, perms=perms) as writer,
+        dst.open_write(action.entry, perms=perms, tag=tag, on_swap=on_swap) as writer,
     ):
         try:
             data = await reader.read(chunk, 0)
@@ -85,20 +90,22 @@ async def copy_file(
                     await _written(writes, sent)
                 data = await ahead
             while writes:
-                await _written(writes, sent)
+                held += await _written(writes, _ignore)
         except BaseException:
             await _settle([w for w, _ in writes] + ([ahead] if ahead is not None else []))
             raise
+    sent(held)  # acknowledged with the close, and in place
     return offset, digest.hexdigest()
 
 
 async def _written(
     writes: deque[tuple[asyncio.Future[int], int]], sent: Callable[[int], None]
-) -> None:
+) -> int:
     write, size = writes[0]
     await write
     writes.popleft()
     sent(size)
+    return size
 
 
 async def _settle(futures: list[asyncio.Future[Any]]) -> None:
@@ -115,21 +122,29 @@ async def _settle(futures: list[asyncio.Future[Any]]) -> None:
             future.exception()  # retrieved: the error being raised is this one or an earlier one
 
 
-async def _apply(
-    action: Action,
-    src: Tree,
-    dst: Tree,
-    perms: bool,
-    large: asyncio.Semaphore,
-    sent: Callable[[int], None],
-) -> tuple[int, str | None]:
+class Journal(Protocol):
+    """What execute() tells the journal (``engine/journal.Writer``)."""
+
+    def done(self, path: str, size: int, mtime: int, sha256: str) -> None: ...
+
+    async def swap(self, path: str, temp: str) -> None: ...
+
+
+async def _apply(run: _Run, action: Action) -> tuple[int, str | None]:
+    src, dst, perms, sent = run.src, run.dst, run.perms, run.reporter.transferred
     entry = action.entry
+    on_swap = run.journal.swap if run.journal is not None else None
     match action.op:
         case Op.COPY | Op.REPLACE if entry.size >= LARGE_CHUNK:
-            async with large:
-                return await copy_file(src, dst, action, perms=perms, chunk=LARGE_CHUNK, sent=sent)
+            async with run.large:
+                return await copy_file(
+                    src, dst, action, perms=perms, chunk=LARGE_CHUNK, sent=sent, tag=run.tag,
+                    on_swap=on_swap,
+                )  # fmt: skip
         case Op.COPY | Op.REPLACE:
-            return await copy_file(src, dst, action, perms=perms, sent=sent)
+            return await copy_file(
+                src, dst, action, perms=perms, sent=sent, tag=run.tag, on_swap=on_swap
+            )
         case Op.MKDIR:
             await dst.mkdir(entry, perms=perms)
         case Op.ATTRS:
@@ -144,8 +159,18 @@ async def _apply(
 
 
 class _Run:
-    def __init__(self, src: Tree, dst: Tree, jobs: int, perms: bool, reporter: Reporter) -> None:
+    def __init__(
+        self,
+        src: Tree,
+        dst: Tree,
+        jobs: int,
+        perms: bool,
+        reporter: Reporter,
+        tag: str | None = None,
+        journal: Journal | None = None,
+    ) -> None:
         self.src, self.dst, self.jobs, self.perms = src, dst, max(1, jobs), perms
+        self.tag, self.journal = tag, journal
         self.reporter = reporter
         self.report = Report()
         self.failed_dirs: set[str] = set()
@@ -170,9 +195,7 @@ class _Run:
             self.fail(action, blocked)
             return
         try:
-            nbytes, digest = await _apply(
-                action, self.src, self.dst, self.perms, self.large, self.reporter.transferred
-            )
+            nbytes, digest = await _apply(self, action)
         except TreeError as e:
             self.fail(action, str(e) or type(e).__name__)
         else:
@@ -180,13 +203,24 @@ class _Run:
             self.report.bytes_copied += nbytes
             if digest is not None:
                 self.report.copied[action.path] = (nbytes, digest)
+                if self.journal is not None:
+                    self.journal.done(action.path, nbytes, action.entry.mtime, digest)
             self.reporter.done(action, nbytes)
 
 
 async def execute(
-    plan: Plan, src: Tree, dst: Tree, *, jobs: int, perms: bool, reporter: Reporter
+    plan: Plan,
+    src: Tree,
+    dst: Tree,
+    *,
+    jobs: int,
+    perms: bool,
+    reporter: Reporter,
+    tag: str | None = None,
+    journal: Journal | None = None,
 ) -> Report:
-    run = _Run(src, dst, jobs, perms, reporter)
+    """``tag`` names this run's temporaries; ``journal`` hears of each file in place."""
+    run = _Run(src, dst, jobs, perms, reporter, tag, journal)
     started = time.monotonic()
     for action in plan.conflicts:
         run.fail(action, action.reason)

@@ -28,7 +28,7 @@ import re
 import secrets
 import stat
 import unicodedata
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -67,6 +67,7 @@ MAX_DEPTH = 256
 
 TEMP_PREFIX = ".sftpmirror."
 TEMP_SUFFIX = ".part"
+BACKUP_SUFFIX = ".old"
 _TEMP = re.compile(r"^\.sftpmirror\.[0-9a-f]{8}\..+\.part$", re.DOTALL)
 
 
@@ -99,8 +100,24 @@ def shown(path: str) -> str:
 
 
 def is_temp(name: str) -> bool:
-    """Is this one of our upload temporaries (``.sftpmirror.<8 hex>.<name>.part``)?"""
+    """Is this named like one of our upload temporaries (``.sftpmirror.<8 hex>.<name>.part``)?
+    Only a name: a site file may be named so too. A push knows its temporaries by the tags in
+    its journal (``is_temp_of``); only a pull's local destination goes by the name alone."""
     return bool(_TEMP.match(name))
+
+
+def is_temp_of(name: str, tags: Collection[str]) -> bool:
+    """Is this a temporary (or the backup of a replaced file) of a run with one of ``tags``?"""
+    if not name.startswith(TEMP_PREFIX) or not name.endswith((TEMP_SUFFIX, BACKUP_SUFFIX)):
+        return False
+    tag = name[len(TEMP_PREFIX) : len(TEMP_PREFIX) + 9]
+    return tag[:8] in tags and tag[8:] == "."
+
+
+def backup_name(temp: str) -> str:
+    """Where a server without posix-rename keeps the replaced file for the moment of the swap:
+    the temporary's name with ``.old`` for ``.part``."""
+    return temp[: -len(TEMP_SUFFIX)] + BACKUP_SUFFIX
 
 
 class FileReader(Protocol):
@@ -113,6 +130,9 @@ async def read_chunks(reader: FileReader, size: int) -> AsyncIterator[bytes]:
     while data := await reader.read(size, offset):
         offset += len(data)
         yield data
+
+
+OnSwap = Callable[[str, str], Awaitable[None]]
 
 
 class FileWriter(Protocol):
@@ -150,8 +170,25 @@ class Tree(Protocol):
     async def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
         """SHA-256 of each file that could be read (the others are left out)."""
 
-    def open_write(self, entry: Entry, *, perms: bool) -> AbstractAsyncContextManager[FileWriter]:
-        """Write to a temporary name; on success set attributes and rename over ``entry.path``."""
+    def open_write(
+        self,
+        entry: Entry,
+        *,
+        perms: bool,
+        tag: str | None = None,
+        on_swap: OnSwap | None = None,
+    ) -> AbstractAsyncContextManager[FileWriter]:
+        """Write to a temporary name (``temp_name(name, tag)``); on success set attributes and
+        rename over ``entry.path``. Where the tree cannot replace atomically, ``on_swap(path,
+        temp)`` is awaited first (the journal records the swap, so a cut can be repaired), and
+        the old file is moved to ``backup_name(temp)`` for the moment of the swap."""
+
+    async def rename(self, old: str, new: str) -> None:
+        """Rename ``old`` to ``new`` (which must not exist)."""
+
+    def open_log(self, path: str) -> AbstractAsyncContextManager[FileWriter]:
+        """Create ``path`` (or empty it) and write it in place, no temporary: for our own
+        journal, whose reader tolerates a last line cut short."""
 
 
 class Excludes:
@@ -200,9 +237,14 @@ class Names:
         return "/".join(([head] if head else []) + tail[::-1])
 
 
-def temp_name(name: str) -> str:
+def new_tag() -> str:
+    """A run's tag (8 hex digits): its temporaries carry it, and its journal records it."""
+    return secrets.token_hex(4)
+
+
+def temp_name(name: str, tag: str | None = None) -> str:
     """A hidden name beside ``name`` for an upload in progress, within NAME_MAX (255 bytes)."""
-    tag = secrets.token_hex(4)
+    tag = tag or new_tag()
     room = 255 - len(TEMP_PREFIX) - len(tag) - 1 - len(TEMP_SUFFIX)
     base = os.fsencode(name)[:room].decode("utf-8", "ignore")
     return f"{TEMP_PREFIX}{tag}.{base}{TEMP_SUFFIX}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -55,6 +56,17 @@ DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
 
 log = logging.getLogger("sftpmirror.login")
+
+_LIVE: weakref.WeakSet[asyncssh.SSHClientConnection] = weakref.WeakSet()
+
+
+def abort_all() -> int:
+    """Drop every open connection at once (a stop request on a slow link): requests in flight
+    fail now instead of draining. Returns how many were dropped."""
+    live = list(_LIVE)
+    for conn in live:
+        conn.abort()
+    return len(live)
 
 
 def debug_logging() -> None:
@@ -173,6 +185,7 @@ async def connect(
     finally:
         if agent is not None:
             agent.close()
+    _LIVE.add(conn)
     fastpath.log_status()
     if fastpath.enabled("batching"):
         batch_writes(conn)
@@ -192,7 +205,11 @@ async def open_session(
 ) -> AsyncIterator[Session]:
     """Log in and start SFTP: the one door the layers above come through."""
     async with connect(spec, options, trace) as conn, open_sftp(conn) as sftp:
-        yield Session(sftp, conn)
+        session = Session(sftp, conn, stall_timeout=options.timeout)
+        try:
+            yield session
+        finally:
+            session.close()
 
 
 @asynccontextmanager

@@ -9,16 +9,17 @@ a pipelined listing or asyncssh's ``scandir``, a write answered later or asyncss
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
-from contextlib import suppress
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 
 import asyncssh
 
-from sftpmirror.errors import RemoteError
+from sftpmirror.errors import ConnectionLost, RemoteError
 from sftpmirror.transport import _fastpath as fastpath
 from sftpmirror.transport._fastpath.bulk_writes import BulkWriter
-from sftpmirror.transport._fastpath.pipeline import WriteAhead, list_directory
+from sftpmirror.transport._fastpath.pipeline import WriteAhead, compact, list_directory
+from sftpmirror.transport._fastpath.watchdog import Watchdog
 from sftpmirror.transport.errors import mapped, reraise
 
 Spawn = Callable[[Coroutine[None, None, None]], object]
@@ -55,14 +56,18 @@ def _attrs(a: asyncssh.SFTPAttrs) -> Attrs:
     return Attrs(a.permissions or 0, a.size or 0, int(a.mtime or 0))
 
 
+Mapper = Callable[[], AbstractContextManager[None]]
+
+
 class Reader:
     """An open remote file, read at offsets."""
 
-    def __init__(self, f: asyncssh.SFTPClientFile) -> None:
+    def __init__(self, f: asyncssh.SFTPClientFile, mapped: Mapper = mapped) -> None:
         self._f = f
+        self._mapped = mapped
 
     async def read(self, size: int, offset: int) -> bytes:
-        with mapped():
+        with self._mapped():
             data = await self._f.read(size, offset)
         if len(data) > size:
             raise RemoteError(
@@ -79,12 +84,19 @@ class Reader:
 class Writer:
     """A remote file being written: ``write`` at offsets, then ``finish`` or ``discard``."""
 
-    def __init__(self, f: asyncssh.SFTPClientFile, bulk: BulkWriter, pipelined: bool) -> None:
+    def __init__(
+        self,
+        f: asyncssh.SFTPClientFile,
+        bulk: BulkWriter,
+        pipelined: bool,
+        mapped: Mapper = mapped,
+    ) -> None:
         self._f = f
         self._ahead = WriteAhead(f, bulk) if pipelined else None
+        self._mapped = mapped
 
     async def write(self, data: bytes, offset: int) -> int:
-        with mapped():
+        with self._mapped():
             if self._ahead is not None:
                 return await self._ahead.write(data, offset)
             await self._f.write(data, offset)
@@ -118,12 +130,36 @@ class Session:
     """One SFTP session (of one connection)."""
 
     def __init__(
-        self, sftp: asyncssh.SFTPClient, conn: asyncssh.SSHClientConnection | None = None
+        self,
+        sftp: asyncssh.SFTPClient,
+        conn: asyncssh.SSHClientConnection | None = None,
+        *,
+        stall_timeout: float | None = None,
     ) -> None:
         self._sftp = sftp
         self._conn = conn
         self._pipelined = fastpath.enabled("pipeline")
         self._bulk = BulkWriter(sftp)
+        self._watchdog: Watchdog | None = None
+        if conn is not None and stall_timeout and fastpath.enabled("watchdog"):
+            self._watchdog = Watchdog(sftp, conn, stall_timeout)
+
+    def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.stop()
+
+    @contextmanager
+    def _mapped(self) -> Iterator[None]:
+        """``errors.mapped``, and a connection dropped by the watchdog said as a stall."""
+        try:
+            with mapped():
+                yield
+        except ConnectionLost:
+            if self._watchdog is not None and self._watchdog.stalled:
+                raise ConnectionLost(
+                    f"the server stopped answering: no reply in {self._watchdog.timeout:g} s"
+                ) from None
+            raise
 
     @property
     def pipelined(self) -> bool:
@@ -147,43 +183,43 @@ class Session:
         )
 
     async def stat(self, path: str) -> Attrs:
-        with mapped():
+        with self._mapped():
             return _attrs(await self._sftp.stat(path))
 
     async def lstat(self, path: str) -> Attrs:
         """The attributes of ``path`` itself (a link is not followed)."""
-        with mapped():
+        with self._mapped():
             return _attrs(await self._sftp.lstat(path))
 
     async def listdir(self, path: str, spawn: Spawn) -> list[tuple[str | bytes, Attrs]]:
         """Every name in a directory but ``.`` and ``..``, as the server sent it (bytes where
         it is not UTF-8), with its attributes."""
-        with mapped():
+        with self._mapped():
             if self._pipelined:
                 names = await list_directory(self._sftp, path, spawn)
             else:  # a bytes path: asyncssh gives the names undecoded too
-                names = [name async for name in self._sftp.scandir(path.encode())]
+                names = [compact(name) async for name in self._sftp.scandir(path.encode())]
         found: list[tuple[str | bytes, Attrs]] = []
-        for n in names:
-            raw = n.filename if isinstance(n.filename, bytes) else n.filename.encode()
+        for raw, mode, size, mtime in names:
             if raw in (b".", b".."):
                 continue
             try:
                 filename: str | bytes = raw.decode("utf-8")
             except UnicodeDecodeError:
                 filename = raw
-            found.append((filename, _attrs(n.attrs)))
+            found.append((filename, Attrs(mode, size, mtime)))
+        names.clear()
         return found
 
     async def makedirs(self, path: str) -> None:
-        with mapped():
+        with self._mapped():
             await self._sftp.makedirs(path, exist_ok=True)
 
     async def mkdir(self, path: str, mode: int | None) -> None:
         """Make a directory; with ``mode``, chmod it too (mkdir's mode passes through the
         server's umask, chmod's does not). Both go out at once, one round trip: servers answer
         a session's requests in order. One that does not may fail the chmod: tried again."""
-        with mapped():
+        with self._mapped():
             if mode is None:
                 await self._sftp.mkdir(path)
                 return
@@ -202,29 +238,29 @@ class Session:
             attrs.permissions = mode
         if mtime is not None:
             attrs.atime = attrs.mtime = mtime
-        with mapped():
+        with self._mapped():
             await self._sftp.setstat(path, attrs)
 
     async def remove(self, path: str) -> None:
-        with mapped():
+        with self._mapped():
             await self._sftp.remove(path)
 
     async def rmdir(self, path: str) -> None:
-        with mapped():
+        with self._mapped():
             await self._sftp.rmdir(path)
 
     async def rename(self, old: str, new: str) -> None:
         """SFTP v3 rename: fails where ``new`` exists (on most servers)."""
-        with mapped():
+        with self._mapped():
             await self._sftp.rename(old, new)
 
     async def posix_rename(self, old: str, new: str) -> None:
         """Atomic replace (posix-rename@openssh.com); Unsupported where the server lacks it."""
-        with mapped():
+        with self._mapped():
             await self._sftp.posix_rename(old, new)
 
     async def realpath(self, path: str) -> str:
-        with mapped():
+        with self._mapped():
             found = await self._sftp.realpath(path)
         return found if isinstance(found, str) else found.decode("utf-8", "replace")
 
@@ -245,13 +281,14 @@ class Session:
 
     async def open(self, path: str) -> Reader:
         """An existing file, for reading; ``Reader.close()`` when done."""
-        with mapped():
-            return Reader(await self._sftp.open(path, "rb"))
+        with self._mapped():
+            return Reader(await self._sftp.open(path, "rb"), self._mapped)
 
-    async def create(self, path: str, mode: int | None) -> Writer:
+    async def create(self, path: str, mode: int | None, *, replace: bool = False) -> Writer:
         """A new file (exclusive create: an existing name is an error), ``mode`` from the
-        start when given, else the server's default."""
+        start when given, else the server's default. ``replace``: empty an existing file
+        instead, and write without holding a write's answer back (many writes in flight)."""
         attrs = asyncssh.SFTPAttrs(permissions=mode) if mode is not None else asyncssh.SFTPAttrs()
-        with mapped():
-            f = await self._sftp.open(path, "xb", attrs)
-        return Writer(f, self._bulk, self._pipelined)
+        with self._mapped():
+            f = await self._sftp.open(path, "wb" if replace else "xb", attrs)
+        return Writer(f, self._bulk, self._pipelined and not replace, self._mapped)

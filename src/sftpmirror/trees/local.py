@@ -28,10 +28,10 @@ from sftpmirror.engine.tree import (
     Names,
     NoSpace,
     NotFound,
+    OnSwap,
     PermissionDenied,
     TreeError,
     file_type_of,
-    is_temp,
     name_problem,
     shown,
     temp_name,
@@ -168,9 +168,6 @@ class LocalTree:
                 rel = self.names.child(rel_dir, item.name)
                 if listing.twin(rel):
                     continue
-                if is_temp(item.name):
-                    listing.stale.append(Entry(rel, Kind.FILE))
-                    continue
                 entry = self._entry(item, rel, real_root, ancestors, listing)
                 if entry is None:
                     continue
@@ -296,11 +293,36 @@ class LocalTree:
         finally:
             os.close(fd)
 
+    async def rename(self, old: str, new: str) -> None:
+        source, target = self._full(old), self._full(new)
+        with _mapped():
+            if await asyncio.to_thread(os.path.lexists, target):
+                raise TreeError(f"{new} exists")
+            await asyncio.to_thread(os.rename, source, target)
+
     @asynccontextmanager
-    async def open_write(self, entry: Entry, *, perms: bool) -> AsyncIterator[FileWriter]:
+    async def open_log(self, path: str) -> AsyncIterator[FileWriter]:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        with _mapped():
+            fd = await asyncio.to_thread(os.open, self._full(path), flags, 0o600)
+        try:
+            yield _Writer(fd)
+        finally:
+            os.close(fd)
+
+    @asynccontextmanager
+    async def open_write(
+        self,
+        entry: Entry,
+        *,
+        perms: bool,
+        tag: str | None = None,
+        on_swap: OnSwap | None = None,
+    ) -> AsyncIterator[FileWriter]:
+        """``os.replace`` is atomic here: ``on_swap`` is never needed."""
         final = self._full(entry.path)
         directory, name = os.path.split(final)
-        tmp = os.path.join(directory, temp_name(name))
+        tmp = os.path.join(directory, temp_name(name, tag))
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
         with _mapped():
             fd = await asyncio.to_thread(os.open, tmp, flags, 0o600 if perms else 0o666)

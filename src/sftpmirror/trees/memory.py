@@ -5,7 +5,7 @@ disk. It is never a stand-in for a server: it knows nothing of SFTP's quirks (no
 symbolic links, no busy handles), and what it does right proves nothing about RemoteTree.
 
 Semantics follow LocalTree: writes go to a temporary name (``temp_name()``) in the same
-directory, visible to ``scan()`` as stale while open, renamed over the final name on a normal
+directory, listed by ``scan()`` like any file while open, renamed over the final name on a normal
 exit and removed on an exception -- unless the connection is lost, which (as with a server)
 leaves the temporary for the next run's sweep.
 
@@ -30,6 +30,7 @@ from sftpmirror.engine.tree import (
     FileReader,
     FileWriter,
     NotFound,
+    OnSwap,
     TreeError,
     is_temp,
     temp_name,
@@ -144,9 +145,6 @@ class MemoryTree:
                     listing.unreadable[rel_dir] = f"cannot list directory: {e}"
                     continue
             for rel in sorted(children.get(rel_dir, [])):
-                if is_temp(posixpath.basename(rel)):
-                    listing.stale.append(Entry(rel, Kind.FILE))
-                    continue
                 if rel in self.dirs:
                     mode, mtime = self.dirs[rel]
                     entry = Entry(rel, Kind.DIR, mtime=mtime, mode=mode)
@@ -227,13 +225,34 @@ class MemoryTree:
                 hashes[path] = hashlib.sha256(self.files[path][0]).hexdigest()
         return hashes
 
+    async def rename(self, old: str, new: str) -> None:
+        self._check("rename", new)
+        if new in self.files or new in self.dirs:
+            raise TreeError(f"{new} exists")
+        if old not in self.files:
+            raise NotFound(old)
+        self.files[new] = self.files.pop(old)
+
     @asynccontextmanager
-    async def open_write(self, entry: Entry, *, perms: bool) -> AsyncIterator[FileWriter]:
+    async def open_log(self, path: str) -> AsyncIterator[FileWriter]:
+        self._check("open_write", path)
+        self.files[path] = (b"", 0o600, NOW)
+        yield _Writer(self, path, path)
+
+    @asynccontextmanager
+    async def open_write(
+        self,
+        entry: Entry,
+        *,
+        perms: bool,
+        tag: str | None = None,
+        on_swap: OnSwap | None = None,
+    ) -> AsyncIterator[FileWriter]:
         final = entry.path
         self._check("open_write", final)
         directory, name = posixpath.split(final)
         self._need_dir(directory)
-        tmp = posixpath.join(directory, temp_name(name))
+        tmp = posixpath.join(directory, temp_name(name, tag))
         self.files[tmp] = (b"", 0o600 if perms else DEFAULT_FILE_MODE, NOW)
         try:
             yield _Writer(self, final, tmp)

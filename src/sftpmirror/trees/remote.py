@@ -27,11 +27,12 @@ from sftpmirror.engine.tree import (
     Names,
     NoSpace,
     NotFound,
+    OnSwap,
     ServerFailure,
     TreeError,
     Unsupported,
+    backup_name,
     file_type_of,
-    is_temp,
     name_problem,
     read_chunks,
     shown,
@@ -137,10 +138,6 @@ class RemoteTree:
                         names = await self._readdir(rel_dir, group.create_task)
                 seen: set[str] = set()
                 for filename, attrs in names:
-                    if isinstance(filename, str) and is_temp(filename):
-                        path = self.names.child(rel_dir, filename)
-                        listing.stale.append(Entry(path, Kind.FILE))
-                        continue
                     child = self._entry(rel_dir, filename, attrs, seen, listing)
                     if child is None:
                         continue
@@ -261,11 +258,31 @@ class RemoteTree:
         finally:
             await reader.close()
 
+    async def rename(self, old: str, new: str) -> None:
+        await self.session.rename(self._full(old), self._full(new))
+
     @asynccontextmanager
-    async def open_write(self, entry: Entry, *, perms: bool) -> AsyncIterator[FileWriter]:
+    async def open_log(self, path: str) -> AsyncIterator[FileWriter]:
+        writer = await self.session.create(self._full(path), 0o600, replace=True)
+        try:
+            yield writer
+        finally:
+            with suppress(TreeError, RemoteError):
+                await writer.finish(mode=None, mtime=None)
+
+    @asynccontextmanager
+    async def open_write(
+        self,
+        entry: Entry,
+        *,
+        perms: bool,
+        tag: str | None = None,
+        on_swap: OnSwap | None = None,
+    ) -> AsyncIterator[FileWriter]:
         final = self._full(entry.path)
         directory, name = posixpath.split(final)
-        tmp = posixpath.join(directory, temp_name(name))
+        temp = temp_name(name, tag)
+        tmp = posixpath.join(directory, temp)
         # Private while it is partial; without perms, the server's default mode from the start.
         writer: Writer = await self._retry_busy(
             lambda: self.session.create(tmp, 0o600 if perms else None)
@@ -275,7 +292,8 @@ class RemoteTree:
             # The rename waits for the last write, the attributes and the close: a failure
             # never puts the file in place.
             await writer.finish(mode=entry.mode & 0o777 if perms else None, mtime=entry.mtime)
-            await self._rename(tmp, final)
+            rel_tmp = posixpath.join(posixpath.dirname(entry.path), temp)
+            await self._rename(tmp, final, entry.path, rel_tmp, on_swap)
         except BaseException as exc:
             await asyncio.shield(writer.discard())
             # If the connection is gone, the next run sweeps the temporary file.
@@ -291,7 +309,9 @@ class RemoteTree:
                     ) from None
             raise
 
-    async def _rename(self, tmp: str, final: str) -> None:
+    async def _rename(
+        self, tmp: str, final: str, rel: str, rel_tmp: str, on_swap: OnSwap | None
+    ) -> None:
         if self._posix_rename:
             try:
                 await self.session.posix_rename(tmp, final)
@@ -300,12 +320,32 @@ class RemoteTree:
                 self._posix_rename = False
                 if self.warn is not None:
                     self.warn(
-                        "the server refuses posix-rename: a replaced file is removed, then the "
-                        "new one renamed in, so it is missing for a moment"
+                        "the server refuses posix-rename: a replaced file is moved aside and the "
+                        "new one renamed in, in two requests sent at once; a cut between them is "
+                        "repaired by the next run"
                     )
-        # No atomic replace on this server: the final name is missing for one round trip.
-        try:
+        try:  # a new file: nothing to replace
             await self.session.rename(tmp, final)
+            return
         except ServerFailure:
-            await self.session.remove(final)
-            await self.session.rename(tmp, final)
+            pass
+        # No atomic replace on this server. The swap is journaled first; then the old file is
+        # renamed aside and the new one in, both requests at once (answered in order), so the
+        # final name is missing only while the server goes from one to the next.
+        if on_swap is not None:
+            await on_swap(rel, rel_tmp)
+        backup = backup_name(tmp)
+        aside, put = await asyncio.gather(
+            self.session.rename(final, backup),
+            self.session.rename(tmp, final),
+            return_exceptions=True,
+        )
+        if isinstance(put, BaseException):
+            if not isinstance(aside, BaseException):  # the old file back where it was
+                with suppress(TreeError, RemoteError):
+                    await self.session.rename(backup, final)
+            raise put
+        if isinstance(aside, BaseException):
+            raise aside
+        with suppress(TreeError, RemoteError):
+            await self.session.remove(backup)

@@ -23,9 +23,18 @@ from sftpmirror.transport._fastpath.bulk_writes import BulkWriter
 Spawn = Callable[[Coroutine[None, None, None]], object]
 
 
-async def list_directory(
-    sftp: asyncssh.SFTPClient, path: str, spawn: Spawn
-) -> list[asyncssh.SFTPName]:
+Name = tuple[bytes, int, int, int]  # filename as sent, mode with type bits, size, mtime
+
+
+def compact(name: asyncssh.SFTPName) -> Name:
+    """What a listing keeps of a name: the rest (long name, owner, atime…) is dropped at
+    once, so a directory of 300,000 names costs tuples, not asyncssh's objects."""
+    raw = name.filename if isinstance(name.filename, bytes) else name.filename.encode()
+    attrs = name.attrs
+    return raw, attrs.permissions or 0, attrs.size or 0, int(attrs.mtime or 0)
+
+
+async def list_directory(sftp: asyncssh.SFTPClient, path: str, spawn: Spawn) -> list[Name]:
     """Every name in a directory, in two round trips where ``scandir()`` takes four.
 
     READDIRs go out two at a time: most directories fit in one answer, and the second answer
@@ -34,7 +43,7 @@ async def list_directory(
     """
     handler = sftp._handler
     handle = await handler.opendir(sftp.compose_path(path))
-    found: list[asyncssh.SFTPName] = []
+    found: list[Name] = []
     try:
         at_end = False
         while not at_end:
@@ -48,7 +57,7 @@ async def list_directory(
                     raise answer
                 elif not at_end:
                     names, last = answer
-                    found.extend(names)
+                    found.extend(compact(n) for n in names)
                     at_end = bool(last)
     finally:
         close = _close_quietly(handler, handle)

@@ -34,6 +34,7 @@ FEATURES = {
     "lean": "no ignore packets with per-packet-nonce ciphers; no unread log lines",
     "bulk": "large writes framed around views of the chunk; AES-GCM sealed in one pass",
     "facts": "doctor reads strict-KEX and extension flags",
+    "watchdog": "a session that stops answering is dropped after --timeout seconds",
 }
 
 
@@ -70,6 +71,10 @@ SURFACE = (
     Private("bulk", "asyncssh.crypto.cipher:GCMCipher.encrypt_and_sign", "adb87dbdb4f9039a"),
     Private("bulk", "asyncssh.sftp:SFTPHandler.send_packet", "0c22ab5cc5f282e9"),
     Private("bulk", "asyncssh.sftp:SFTPClientHandler._send_request", "382bd9c702819eeb"),
+    # watchdog: every answer goes through the handler's log_received_packet; _requests waits.
+    Private("watchdog", "asyncssh.sftp:SFTPHandler.recv_packets", "f1c5fb1ba31b4800"),
+    Private("watchdog", "asyncssh.sftp:SFTPClientHandler._process_packet", "5c121c9917d55583"),
+    Private("watchdog", "asyncssh.sftp:SFTPClientHandler.__init__", "0b9be11180467223"),
     # facts: SSHConnection._strict_kex and SFTPClientHandler._supports_* (doctor only).
     Private("facts", "asyncssh.connection:SSHConnection.__init__", "41da2e469f2a3964"),
     Private("facts", "asyncssh.sftp:SFTPClientHandler.__init__", "0b9be11180467223"),

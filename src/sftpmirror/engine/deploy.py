@@ -1,0 +1,92 @@
+"""What a push keeps on the server beside the manifest, and does with it before it plans: the
+deploy lock (``lock.py``), the journal of a run a cut or a crash stopped (``journal.py``), the
+swaps it left half done, and the temporaries it left behind.
+
+Only a push has this (``DeployState``): a pull changes nothing on the server, and its local
+destination knows its temporaries by their name (``is_temp``) alone.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+
+from sftpmirror.engine import journal, lock
+from sftpmirror.engine.manifest import Manifest
+from sftpmirror.engine.model import Kind, Listing
+from sftpmirror.engine.tree import Tree, TreeError, backup_name, is_temp, is_temp_of
+
+
+@dataclass(frozen=True, slots=True)
+class DeployState:
+    """Where a push keeps its lock and journal: ``directory`` (relative to the destination's
+    root; the manifest's directory, or the root) on the destination tree. ``token`` names this
+    run in the lock (the same across reconnections); ``inside`` says the directory is inside
+    the mirrored tree, so the lock and the journal are kept out of it."""
+
+    directory: str = ""
+    token: str = ""
+    inside: bool = True
+    lock_wait: float = 0.0
+    break_lock: bool = False
+
+    @property
+    def journal_path(self) -> str:
+        return posixpath.join(self.directory, journal.NAME) if self.directory else journal.NAME
+
+    @property
+    def lock_path(self) -> str:
+        return posixpath.join(self.directory, lock.NAME) if self.directory else lock.NAME
+
+    def reserved(self) -> frozenset[str]:
+        """Paths of the mirrored tree that are ours, never mirrored nor deleted."""
+        if not self.inside:
+            return frozenset()
+        return frozenset({self.journal_path, self.lock_path})
+
+
+def merge(old: Manifest | None, found: journal.Journaled | None) -> Manifest | None:
+    """The manifest with the journal's records over it (newer: files that landed since)."""
+    if found is None or not found.done:
+        return old
+    files = dict(old.files) if old is not None else {}
+    files.update(found.done)
+    return Manifest(files)
+
+
+def pick_stale(src: Listing, dst: Listing, tags: set[str] | None) -> None:
+    """Move the destination's leftover temporaries from its entries to ``stale``.
+
+    With ``tags`` (a push that read a journal): files named with one of the journal's tags,
+    and nothing else, so a site file that only looks like one is a file like any other (F21).
+    Without (a pull's local destination): files named like a temporary that the source does
+    not have. Never a directory."""
+    for path, entry in list(dst.entries.items()):
+        if entry.kind is not Kind.FILE:
+            continue
+        name = posixpath.basename(path)
+        ours = is_temp_of(name, tags) if tags is not None else (
+            is_temp(name) and path not in src.entries
+        )  # fmt: skip
+        if ours:
+            del dst.entries[path]
+            dst.stale.append(entry)
+
+
+async def repair_swaps(dst: Tree, found: journal.Journaled) -> int:
+    """Put back every final name a cut left missing in the middle of a swap (a server without
+    posix-rename: old file renamed aside, new one renamed in). The new file was complete before
+    the swap began, so it goes in; if it is gone, the old one goes back. Returns how many."""
+    repaired = 0
+    for path, temp in found.swaps:
+        if await dst.file_type(path) is not None:
+            continue
+        for candidate in (temp, backup_name(temp)):
+            if await dst.file_type(candidate) == "file":
+                try:
+                    await dst.rename(candidate, path)
+                except TreeError:
+                    continue
+                repaired += 1
+                break
+    return repaired
