@@ -26,6 +26,7 @@ from typing import Any
 OUTPUTS = ("exit-code", "ok", "summary", "bytes", "changed", "planned", "json")
 USAGE = 2  # sftpmirror's exit code for bad usage, also used for the action's bad inputs
 MAX_LISTED = 20  # failures listed in the step summary; all of them become annotations
+MAX_PLANNED = 100  # a dry run's actions listed in the step summary; the log has them all
 
 
 def _data(text: str) -> str:
@@ -109,6 +110,15 @@ def markdown(code: int, obj: dict[str, Any] | None, problem: str) -> str:
     if not obj:
         rows.append(("error", problem))
     lines += [f"| {name} | {_cell(value)} |" for name, value in rows if value]
+    planned = obj.get("actions") or [] if obj.get("dry_run") else []
+    if planned:
+        lines += ["", f"{len(planned)} action(s) would be done:", ""]
+        lines += [
+            f"- {a.get('op')} `{a.get('path') or '.'}` ({_cell(a.get('reason', ''))})"
+            for a in planned[:MAX_PLANNED]
+        ]
+        if len(planned) > MAX_PLANNED:
+            lines.append(f"- … and {len(planned) - MAX_PLANNED} more (see the log)")
     failures = obj.get("failures") or []
     if failures:
         lines += ["", f"{len(failures)} failed:", ""]
@@ -141,6 +151,9 @@ def report(code: int, obj: dict[str, Any] | None, problem: str = "") -> None:
         problem = f"sftpmirror exited with {code} before printing its summary: see the log above"
     for line in annotation_lines(code, obj, problem):
         print(line)
+    if obj is not None and obj.get("dry_run"):
+        for action in obj.get("actions") or []:  # the log shows the whole plan
+            print(f"would {action.get('op')} {action.get('path') or '.'} ({action.get('reason')})")
     if path := os.environ.get("GITHUB_OUTPUT"):
         write_outputs(path, outputs(code, obj, problem))
     if path := os.environ.get("GITHUB_STEP_SUMMARY"):

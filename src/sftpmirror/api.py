@@ -7,12 +7,14 @@ the whole made again after a lost connection (``engine.retry``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import posixpath
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from sftpmirror.engine.deploy import DeployState
+from sftpmirror.engine.history import History, git_commit
 from sftpmirror.engine.manifest import ManifestStore, inside_path
 from sftpmirror.engine.mirror import (
     DEFAULT_JOBS,
@@ -24,11 +26,13 @@ from sftpmirror.engine.mirror import (
 from sftpmirror.engine.mirror import mirror as mirror_trees
 from sftpmirror.engine.reporter import NullReporter, Reporter
 from sftpmirror.engine.retry import with_reconnects
+from sftpmirror.engine.rollback import rollback as rollback_tree
 from sftpmirror.engine.tree import Tree
 from sftpmirror.errors import RemoteError, SftpMirrorError, UsageError
 from sftpmirror.result import Result
 from sftpmirror.transport.auth import ConnectOptions
 from sftpmirror.transport.connect import open_session
+from sftpmirror.transport.login import LoginTrace
 from sftpmirror.trees.local import LocalTree
 from sftpmirror.trees.remote import RemoteTree
 from sftpmirror.url import RemoteSpec, parse_remote
@@ -40,11 +44,13 @@ __all__ = [
     "MirrorOptions",
     "Result",
     "fill_hashes",
+    "history",
     "mirror",
     "pull",
     "pull_sync",
     "push",
     "push_sync",
+    "rollback",
 ]
 
 
@@ -96,7 +102,10 @@ async def _over_sftp(
     options = connect_options or ConnectOptions()
 
     async def attempt() -> Result:
-        async with open_session(spec, options) as session:
+        trace = LoginTrace()
+        async with open_session(spec, options, trace) as session:
+            for notice in trace.notices:  # "Permanently added … to the list of known hosts"
+                reporter.warning(notice)
             remote = RemoteTree(session, spec.path, str(spec), warn=reporter.warning)
             return await run(remote)
 
@@ -115,10 +124,15 @@ async def push(
     """Mirror ``local_dir`` into the remote directory ``dest`` (lftp ``mirror -R``)."""
     local = Path(local_dir)
     if not await asyncio.to_thread(local.is_dir):
+        if await asyncio.to_thread(local.exists):
+            raise UsageError(
+                f"not a directory: {local} (the source is a directory: its contents are published)"
+            )
         raise UsageError(f"local directory not found: {local}")
     source = LocalTree(local, follow_symlinks=True)
     reporter = reporter or NullReporter()
     state = deploy_state(options, secrets.token_hex(8))
+    state = dataclasses.replace(state, commit=await asyncio.to_thread(git_commit, local))
     return await _over_sftp(
         _spec(dest),
         connect_options,
@@ -149,6 +163,7 @@ def deploy_state(options: MirrorOptions, token: str) -> DeployState:
         inside=inside,
         lock_wait=options.lock_wait,
         break_lock=options.break_lock,
+        keep=options.keep if options.manifest and options.local_manifest is None else 0,
     )
 
 
@@ -202,3 +217,47 @@ def pull_sync(
 ) -> Result:
     """:func:`pull` for code without an event loop."""
     return asyncio.run(pull(source, local_dir, options, connect_options, reporter))
+
+
+async def rollback(
+    dest: str | RemoteSpec,
+    options: MirrorOptions = DEFAULTS,
+    connect_options: ConnectOptions | None = None,
+    reporter: Reporter | None = None,
+    *,
+    to: str | None = None,
+) -> tuple[str, Result]:
+    """Put back the deploy before the live one (or ``to``), by links and renames on the server:
+    nothing is uploaded. Returns the deploy put back, and what was done."""
+    reporter = reporter or NullReporter()
+    spec = _spec(dest)
+    state = deploy_state(options, secrets.token_hex(8))
+    options_ = connect_options or ConnectOptions()
+    if not options.manifest or options.local_manifest is not None:
+        raise UsageError("rollback needs the manifest on the server (not --local-manifest)")
+    manifest = options.manifest
+
+    async def attempt() -> tuple[str, Result]:
+        async with open_session(spec, options_) as session:
+            remote = RemoteTree(session, spec.path, str(spec), warn=reporter.warning)
+            store = ManifestStore(remote, manifest)
+            target, the_plan, report = await rollback_tree(
+                remote, state, store, reporter, to=to, dry_run=options.dry_run
+            )
+            return target, Result(the_plan, report)
+
+    reporter.phase("connecting")
+    return await attempt()
+
+
+async def history(
+    dest: str | RemoteSpec,
+    options: MirrorOptions = DEFAULTS,
+    connect_options: ConnectOptions | None = None,
+) -> list[dict[str, object]]:
+    """The deploys recorded on the server, oldest first."""
+    spec = _spec(dest)
+    state = deploy_state(options, "")
+    async with open_session(spec, connect_options or ConnectOptions()) as session:
+        remote = RemoteTree(session, spec.path, str(spec))
+        return list((await History(remote, state.directory).load()).records)

@@ -119,7 +119,9 @@ class Key:
 KEYS: dict[str, Key] = {
     "url": Key(_str, "remote", "sftp://user@host[:port]/path or user@host:path"),
     "source": Key(_path, "local_dir", "local directory, relative to this file"),
-    "delete": Key(_bool, "delete", "delete what the source does not have"),
+    "delete": Key(_bool, "delete", "push: delete what we deployed and the source dropped"),
+    "delete_foreign": Key(_bool, "delete_foreign", "… and what we did not deploy"),
+    "protect": Key(_strings, "protect", "never deleted, besides .well-known/, .htaccess…"),
     "exclude": Key(_strings, "excludes", "gitignore-style patterns"),
     "jobs": Key(_int(1, 256), "jobs", "files in flight at once"),
     "chmod": Key(_chmod, "chmod", "modes, rsync --chmod syntax (default D755,F644)"),
@@ -144,6 +146,7 @@ KEYS: dict[str, Key] = {
     "timeout": Key(_float(1, 3600), "timeout", "seconds for connection and login"),
     "reconnects": Key(_int(0, 100), "reconnects", "times a lost connection is made again"),
     "lock_wait": Key(_float(0, 86400), "lock_wait", "seconds to wait for another deploy's lock"),
+    "keep": Key(_int(0, 1000), "keep", "deploys whose replaced files are kept (rollback)"),
 }
 REQUIRED = ("url", "source")
 PASSWORD_KEYS = ("password_env", "password_file", "password_command")
@@ -307,7 +310,9 @@ class _Lines:
         return ((i + 1, line) for i, line in enumerate(self.lines))
 
 
-def starter_config(name: str, url: str, source: str) -> str:
+def starter_config(
+    name: str, url: str, source: str, auth: str | None = None, identity: str | None = None
+) -> str:
     """A commented sftpmirror.toml: one target, and every other key, commented out, with its
     meaning (the same table the checks use, so the two cannot drift apart)."""
     lines = [
@@ -322,8 +327,17 @@ def starter_config(name: str, url: str, source: str) -> str:
         "delete = true                # like lftp mirror -Rev: remove what the build dropped",
         '# password_env = "SFTPMIRROR_PASSWORD"',
     ]
+    if auth == "password":
+        lines.append(
+            'auth = ["password"]          # no key is offered: none can use up MaxAuthTries'
+        )
+    elif auth == "key" and identity:
+        lines.append(f"identity = {_toml_string(identity)}   # only this key is offered")
+    recorded = {"auth"} if auth == "password" else {"identity"} if auth == "key" else set()
     examples: dict[str, str] = {
         "exclude": '["*.map", "drafts/"]',
+        "delete_foreign": "false",
+        "protect": '["uploads/", "robots.txt"]',
         "jobs": "64",
         "chmod": '"D755,F644"',
         "perms": "false",
@@ -346,9 +360,11 @@ def starter_config(name: str, url: str, source: str) -> str:
         "timeout": "30",
         "reconnects": "3",
         "lock_wait": "0",
+        "keep": "3",
     }
     for key, example in examples.items():
-        lines.append(f"# {key} = {example}".ljust(48) + f"  # {KEYS[key].doc}")
+        if key not in recorded:
+            lines.append(f"# {key} = {example}".ljust(48) + f"  # {KEYS[key].doc}")
     return "\n".join(lines) + "\n"
 
 

@@ -137,7 +137,8 @@ def _auth_methods(report: DoctorReport, allowed: list[str] | None) -> None:
 
 
 def _after_login(report: DoctorReport, facts: Facts, trace: LoginTrace) -> None:
-    report.add("host-key", OK, f"{facts.host_key} matches known_hosts")
+    added = next((n for n in trace.notices if n.startswith("Permanently added")), None)
+    report.add("host-key", OK, added or f"{facts.host_key} matches known_hosts")
     strict = facts.strict_kex
     detail = f"cipher {facts.cipher}, mac {facts.mac}"
     if strict:
@@ -298,12 +299,21 @@ def _no_spawn(close: Coroutine[None, None, None]) -> None:
     close.close()  # doctor lists one directory: the close is not worth a task
 
 
+_LABELS = ("fix here:", "fix on the server:")
+
+
 def render(report: DoctorReport) -> str:
     lines = [f"sftpmirror doctor {report.target}"]
     for check in report.ordered():
         lines.append(f"  {SYMBOLS[check.status]}  {check.name:<16} {check.detail}")
-        for fix in (check.fix or "").splitlines():
-            lines.append(f"  {'':7}  {'':16}   fix: {fix}")
+        fixes = (check.fix or "").splitlines()
+        labelled = any(line.startswith(_LABELS) for line in fixes)
+        for line in fixes:
+            # A fix says so once: "fix here: …" and "fix on the server: …" come labelled, and
+            # beside them the evidence of a failed login (what the server allows, what was
+            # offered) is shown as it is, not called a fix.
+            shown = line if labelled else f"fix: {line}"
+            lines.append(f"  {'':7}  {'':16}   {shown}")
     verdict = "no problems found" if report.ok else "problems found"
     lines.append(f"{verdict}")
     return "\n".join(lines)

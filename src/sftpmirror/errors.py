@@ -26,7 +26,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sftpmirror.engine.model import Report
+    from sftpmirror.engine.model import Plan, Report
 
 
 class ExitStatus(IntEnum):
@@ -100,9 +100,11 @@ class RemoteError(SftpMirrorError):
 
 
 class SafetyError(SftpMirrorError):
-    """Refused because going on could lose data."""
+    """Refused because going on could lose data. ``plan``: in a dry run, what the refused run
+    would have done (the CLI prints it)."""
 
     exit_status = ExitStatus.SAFETY
+    plan: Plan | None = None
 
 
 class LockError(SftpMirrorError):

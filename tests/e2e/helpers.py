@@ -23,6 +23,8 @@ from sftpmirror.engine.chmod import DEFAULT_RULES, ChmodRules
 from sftpmirror.engine.manifest import DEFAULT_NAME as MANIFEST
 from tests.conftest import Target
 
+STATE = (".sftpmirror-history.json", ".sftpmirror-backups")
+
 
 def run_cli(
     *args: str,
@@ -105,8 +107,9 @@ def assert_same_tree(source: Path, dest: Path, *, chmod: ChmodRules | None = DEF
     """Byte for byte, mtime for mtime, and the mode ``chmod`` makes of the source's (the
     default rules unless told; None: the source's own); the manifest is not part of the site."""
     a, b = snapshot(source), snapshot(dest)
-    a.pop(MANIFEST, None)
-    b.pop(MANIFEST, None)
+    for tree in (a, b):  # the manifest, the history and the backups are not part of the site
+        for rel in [r for r in tree if r == MANIFEST or r.startswith(STATE)]:
+            del tree[rel]
     assert sorted(a) == sorted(b), (
         f"paths differ: only in source {set(a) - set(b)}, only in dest {set(b) - set(a)}"
     )

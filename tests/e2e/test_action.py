@@ -200,6 +200,10 @@ def test_dry_run_changes_nothing(openssh: Target, tmp_path: Path) -> None:
     assert obj["dry_run"] is True
     assert len(obj["actions"]) == sum(SITE.values())
     assert "### sftpmirror push: dry run" in result.step_summary
+    # The files it would publish are listed: in the summary and in the log (it listed none).
+    first = obj["actions"][-1]
+    assert f"- {first['op']} `{first['path']}`" in result.step_summary
+    assert f"would {first['op']} {first['path']}" in result.stdout
 
 
 def test_delete_by_default_and_not_when_false(openssh: Target, tmp_path: Path) -> None:
@@ -209,12 +213,12 @@ def test_delete_by_default_and_not_when_false(openssh: Target, tmp_path: Path) -
     stale.write_text("old page\n")
     shutil.chown(stale, openssh.user, openssh.user)
 
-    kept = deploy(tmp_path, openssh, delete="false")
+    kept = deploy(tmp_path, openssh, delete="false", args="--delete-foreign")
     assert kept.code == 0, kept.stderr
     assert stale.exists()
     assert kept.outputs["changed"] == "0"
 
-    removed = deploy(tmp_path, openssh)  # the default: delete
+    removed = deploy(tmp_path, openssh, args="--delete-foreign")  # the default: delete
     assert removed.code == 0, removed.stderr
     assert not stale.exists()
     assert removed.summary_object()["done"] == {"delete": 1}
@@ -230,7 +234,7 @@ def test_with_a_target_its_delete_key_decides(openssh: Target, tmp_path: Path) -
     for delete, kept in (("false", True), ("true", False)):
         (tmp_path / "sftpmirror.toml").write_text(
             f'[targets.production]\nurl = "{openssh.url()}"\nsource = "public"\n'
-            f'known_hosts = "{openssh.known_hosts}"\ndelete = {delete}\n'
+            f'known_hosts = "{openssh.known_hosts}"\ndelete = {delete}\ndelete_foreign = true\n'
         )
         result = deploy(tmp_path, None, openssh.password, target="production")
         assert result.code == 0, result.stderr

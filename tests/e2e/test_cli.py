@@ -280,3 +280,24 @@ def test_init_refuses_a_port_read_as_a_directory(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "sftp://deploy@example.org:2222/public_html" in result.output
     assert not path.exists()
+
+
+def test_a_file_as_the_source_is_said_so(target: Target, tmp_path: Path) -> None:
+    page = tmp_path / "index.html"
+    page.write_text("a page\n")
+    result = run_cli("push", str(page), target.url(), target=target)
+    assert result.exit_code == 2, result.output
+    assert f"not a directory: {page}" in result.output
+    assert "not found" not in result.output
+
+
+def test_a_destination_that_cannot_be_made_is_one_error(openssh: Target, tmp_path: Path) -> None:
+    """It flooded the screen: 260 lines of cascading failures, then exit 1."""
+    site = make_site(tmp_path / "site")
+    locked = openssh.disk / "locked"
+    locked.mkdir()  # root's: the account cannot make anything in it
+    result = run_cli("push", str(site), openssh.url(f"{openssh.path}/locked/www"), target=openssh)
+    assert result.exit_code == 5, result.output
+    assert len(result.stderr.splitlines()) <= 5, result.stderr
+    assert "cannot create" in result.stderr
+    assert "permission denied" in result.stderr

@@ -18,7 +18,7 @@ import pytest
 
 from sftpmirror.engine.manifest import DEFAULT_NAME as MANIFEST
 from tests.conftest import Target, embedded_server
-from tests.e2e.helpers import assert_same_tree, make_site, run_cli, snapshot
+from tests.e2e.helpers import STATE, assert_same_tree, make_site, run_cli, snapshot
 from tests.faults import CuttingProxy, HostileServer
 from tests.openssh import SshdInfo, running_sshd
 
@@ -27,7 +27,11 @@ def inodes(root: Path) -> dict[str, int]:
     return {
         p.relative_to(root).as_posix(): p.stat().st_ino
         for p in root.rglob("*")
-        if p.is_file() and p.name != MANIFEST
+        if p.is_file()
+        and p.name != MANIFEST
+        and not p.relative_to(root)
+        .as_posix()
+        .startswith((".sftpmirror-history", ".sftpmirror-backups"))
     }
 
 
@@ -111,10 +115,20 @@ class OrderLog(asyncssh.SFTPServer):
                 OrderLog.log.append(("remove", path.decode().removeprefix("public_html/")))
         super().remove(path)
 
+    def rename(self, oldpath: bytes, newpath: bytes) -> None:
+        if b"/.sftpmirror-backups/" in newpath:  # a delete: the file is kept for a rollback
+            with OrderLog.guard:
+                OrderLog.log.append(("remove", oldpath.decode().removeprefix("public_html/")))
+        super().rename(oldpath, newpath)
+
 
 def _ours(path: bytes) -> bool:
     """The deploy lock and the journal: sftpmirror's own state, not the site."""
-    return b"/.sftpmirror-lock" in path or path.endswith(b"/.sftpmirror-journal")
+    return (
+        b"/.sftpmirror-lock" in path
+        or b"/.sftpmirror-backups" in path
+        or path.endswith((b"/.sftpmirror-journal", b"/.sftpmirror-history.json"))
+    )
 
 
 def test_fingerprinted_asset_rename(tmp_path: Path, state_dir: Path) -> None:
@@ -292,7 +306,7 @@ def test_delete_from_an_empty_source_is_refused(target: Target, tmp_path: Path) 
         "push", "--delete", "--allow-empty-source", str(empty), target.url(), target=target
     )
     assert result.exit_code == 0, result.output
-    assert [p.name for p in target.disk.iterdir()] == [MANIFEST]
+    assert [p.name for p in target.disk.iterdir() if not p.name.startswith(STATE)] == [MANIFEST]
 
 
 def test_mass_delete_is_refused_before_anything_changes(target: Target, tmp_path: Path) -> None:
@@ -312,6 +326,11 @@ def test_mass_delete_is_refused_before_anything_changes(target: Target, tmp_path
     )
     assert result.exit_code == 6
     assert "more than --max-delete 3" in result.output
+    # A dry run refused the same way shows the plan it refuses (the hint said to run one).
+    dry = run_cli("push", "--delete", "--dry-run", str(site), target.url(), target=target)
+    assert dry.exit_code == 6, dry.output
+    assert "delete   posts/001/index.html  (not in source)" in dry.output
+    assert "--dry-run" not in dry.stderr
     result = run_cli(
         "push", "--delete", "--max-delete-percent", "100", str(site), target.url(), target=target
     )
@@ -356,7 +375,8 @@ def test_permission_denied_on_one_directory(openssh: Target, tmp_path: Path) -> 
     os.utime(locked / "index.html", (1_600_000_000, 1_600_000_000))
     (openssh.disk / "stale.html").write_text("to be deleted")
     subprocess.run(["chown", f"{openssh.user}:{openssh.user}", openssh.disk / "stale.html"])
-    result = run_cli("push", "--delete", str(site), openssh.url(), target=openssh)
+    args = ("push", "--delete", "--delete-foreign", str(site), openssh.url())
+    result = run_cli(*args, target=openssh)
     assert result.exit_code == 1, result.output
     assert "locked/index.html: permission denied" in result.output
     assert "not running 1 delete action(s): there were errors" in result.output
@@ -474,7 +494,8 @@ def test_unicode_names_are_compared_in_nfc(target: Target, tmp_path: Path) -> No
     result = run_cli("push", "-v", "--delete", str(site), target.url(), target=target)
     assert result.exit_code == 0, result.output
     assert "delete" not in result.output
-    assert sorted(p.name for p in target.disk.iterdir()) == sorted([nfc, MANIFEST])
+    names = [p.name for p in target.disk.iterdir() if not p.name.startswith(STATE)]
+    assert sorted(names) == sorted([nfc, MANIFEST])
     assert (target.disk / nfc / "index.html").read_text() == "menu v2"
     # A new file in that directory lands beside the old one, under the real directory name.
     (site / nfd / "wine.html").write_text("list")

@@ -75,6 +75,17 @@ def test_doctor_wrong_password(target: Target) -> None:
     assert "Wrong-1" not in json.dumps(report)
 
 
+def test_doctor_text_labels_fixes_once_and_evidence_not_as_fixes(target: Target) -> None:
+    """It printed "fix: fix here: …", and "fix: server allows: …" for the evidence."""
+    result = run_cli("doctor", target.url(), target=target, password="Wrong-1")
+    assert result.exit_code == 1
+    assert "fix: fix" not in result.output
+    assert "fix: server allows" not in result.output
+    assert "fix: we offered" not in result.output
+    assert "   server allows: " in result.output
+    assert "   fix here: " in result.output
+
+
 def test_doctor_unknown_host(target: Target, tmp_path: Path) -> None:
     code, report = doctor_json(
         target.url(), "--known-hosts", str(tmp_path / "empty"), target=target, known_hosts=False

@@ -42,7 +42,12 @@ class Recorder(asyncssh.SFTPServer):
 
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
         file = super().open(path, pflags, attrs)
-        ours = b"/.sftpmirror-lock" in path or path.endswith(b"/.sftpmirror-journal")
+        ours = (  # the lock's, the journal's, the history's and the backups': not the site
+            b"/.sftpmirror-lock" in path
+            or b"/.sftpmirror-backups" in path
+            or b"sftpmirror-history.json" in path
+            or path.endswith(b"/.sftpmirror-journal")
+        )
         if pflags & asyncssh.FXF_WRITE and not ours:  # the lock's and the journal's: not the site
             cls = type(self)
             with cls.guard:
@@ -76,7 +81,11 @@ class Recorder(asyncssh.SFTPServer):
         super().fsetstat(inner, attrs)
 
     def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
-        if b"/.sftpmirror-lock" not in newpath:
+        if (
+            b"/.sftpmirror-lock" not in newpath
+            and b"/.sftpmirror-backups" not in newpath
+            and (not newpath.endswith(b"/.sftpmirror-history.json"))
+        ):
             type(self).renamed.append((oldpath.decode(), newpath.decode()))
         super().posix_rename(oldpath, newpath)
 
@@ -121,7 +130,8 @@ def test_failed_upload_keeps_old_file_and_blocks_deletes(tmp_path: Path, state_d
         (site / "index.html").write_bytes(b"<html>new home page, longer</html>\n")
         (site / "about.html").write_text("about")
         Recorder.reset(fail_names=("index.html",))
-        result = run_cli("push", "--delete", str(site), target.url(), target=target)
+        args = ("push", "--delete", "--delete-foreign", str(site), target.url())
+        result = run_cli(*args, target=target)
         assert result.exit_code == 1, result.output
         assert "index.html: injected write failure" in result.output
         assert "not running 1 delete action(s): there were errors" in result.output
@@ -292,7 +302,8 @@ def test_a_directory_of_many_names_is_listed_whole(target: Target, tmp_path: Pat
     for i in range(7):
         (target.disk / "big" / f"extra-{i}.html").write_text("extra\n")
 
-    result = run_cli("push", "--delete", "-n", str(site), target.url(), target=target)
+    args = ("push", "--delete", "--delete-foreign", "-n", str(site), target.url())
+    result = run_cli(*args, target=target)
     assert result.exit_code == 0, result.output
     deleted = re.findall(r"^delete\s+big/(\S+)", result.output, re.MULTILINE)
     assert sorted(deleted) == [f"extra-{i}.html" for i in range(7)]

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pty
 import re
+import select
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,3 +218,77 @@ def test_changed_host_key_shows_both_fingerprints(
     assert result.exit_code == 3, result.output
     assert other.get_fingerprint("sha256") in result.output
     assert any(fp in result.output for fp in sshd.host_key_fingerprints)
+
+
+def _in_a_terminal(
+    args: list[str], answers: list[str], env: dict[str, str], timeout: float = 30
+) -> tuple[int, str]:
+    """Run ``sftpmirror ARGS`` on a pseudo-terminal of its own; type each answer when a
+    password prompt shows. Returns the exit status and everything the terminal showed."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the terminal is its stdin, stdout, stderr and controlling tty
+        os.execve(sys.executable, [sys.executable, "-m", "sftpmirror", *args], env)
+    shown = b""
+    seen = 0  # what was shown up to the last answer
+    pending = list(answers)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+                if pending and shown[seen:].rstrip().endswith(b"password:"):
+                    os.write(fd, pending.pop(0).encode() + b"\n")
+                    seen = len(shown)
+    finally:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if not done:  # still waiting for something: a failure to show, not a hang
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
+
+
+def test_on_a_terminal_the_password_is_asked_before_any_agent_key(
+    agent6: Agent, tmp_path: Path, clean_home: Path
+) -> None:
+    """The seed's failure on the interactive path: with no password given, 5 agent keys were
+    offered before the prompt, and MaxAuthTries 3 cut the login off before it appeared."""
+    with running_sshd(tmp_path / "sshd", max_auth_tries=3) as info:
+        site = make_site(tmp_path / "site")
+        env = {
+            "HOME": str(clean_home), "PATH": "/usr/bin:/bin", "SSH_AUTH_SOCK": str(agent6.sock),
+        }  # fmt: skip
+        url = f"sftp://{info.user}@127.0.0.1:{info.port}/public_html"
+        args = ["push", str(site), url, "--known-hosts", str(info.known_hosts)]
+        code, shown = _in_a_terminal(args, [info.password], env)
+        assert code == 0, shown
+        assert f"{info.user}@127.0.0.1's password:" in shown
+        assert_same_tree(site, info.web_root)
+        log = info.log.read_text(errors="replace")
+        assert "Accepted password" in log
+        assert "publickey" not in re.sub(r"^.*Connection closed.*$", "", log, flags=re.M)
+
+
+def test_a_mistyped_password_is_asked_again(
+    agent6: Agent, tmp_path: Path, clean_home: Path
+) -> None:
+    with running_sshd(tmp_path / "sshd", max_auth_tries=6) as info:
+        site = make_site(tmp_path / "site")
+        env = {
+            "HOME": str(clean_home), "PATH": "/usr/bin:/bin", "SSH_AUTH_SOCK": str(agent6.sock),
+        }  # fmt: skip
+        url = f"sftp://{info.user}@127.0.0.1:{info.port}/public_html"
+        args = ["push", str(site), url, "--known-hosts", str(info.known_hosts)]
+        code, shown = _in_a_terminal(args, ["Wrong-Password-1", info.password], env)
+        assert code == 0, shown
+        assert "Permission denied, please try again." in shown
+        assert shown.count("password:") == 2
+        assert "Accepted password" in info.log.read_text(errors="replace")
+        assert_same_tree(site, info.web_root)

@@ -131,7 +131,8 @@ def test_json_summary_of_a_push(target: Target, tmp_path: Path) -> None:
 def test_json_dry_run_lists_the_actions(target: Target, tmp_path: Path) -> None:
     site = make_site(tmp_path / "site")
     (target.disk / "stale.html").write_text("old")
-    result = cli("push", "--json", "-n", "--delete", str(site), target.url(), target=target)
+    args = ("push", "--json", "-n", "--delete", "--delete-foreign", str(site), target.url())
+    result = cli(*args, target=target)
     assert result.exit_code == 0, result.output
     obj = json.loads(result.stdout)
     check_summary(obj, 0)
@@ -151,7 +152,8 @@ def test_json_with_failed_files(openssh: Target, tmp_path: Path) -> None:
     (site / "locked" / "index.html").write_text("new")
     (openssh.disk / "locked").mkdir()  # root-owned: the account cannot write in it
     (openssh.disk / "stale.html").write_text("x")
-    result = cli("push", "--json", "--delete", str(site), openssh.url(), target=openssh)
+    args = ("push", "--json", "--delete", "--delete-foreign", str(site), openssh.url())
+    result = cli(*args, target=openssh)
     assert result.exit_code == ExitStatus.FAILED_ITEMS, result.output
     obj = json.loads(result.stdout)
     check_summary(obj, 1)
@@ -228,7 +230,7 @@ def test_json_names_the_conflicts(target: Target, tmp_path: Path) -> None:
 def test_json_lines_one_event_per_action(target: Target, tmp_path: Path) -> None:
     site = make_site(tmp_path / "site")
     (target.disk / "stale.html").write_text("x")
-    args = ("push", "--json-lines", "-v", "--delete", str(site), target.url())
+    args = ("push", "--json-lines", "-v", "--delete", "--delete-foreign", str(site), target.url())
     result = cli(*args, target=target)
     assert result.exit_code == 0, result.output
     events = [json.loads(line) for line in result.stdout.splitlines()]
@@ -313,12 +315,13 @@ def test_live_display_on_a_terminal(target: Target, tmp_path: Path) -> None:
     assert status == 0, terminal
     assert "\x1b[?25l" in terminal  # the live display hides the cursor while it draws
     assert "copying pages" in terminal
-    assert re.search(r"\d+/\d+ items", terminal), terminal
+    assert re.search(r"\d+/\d+ ", terminal), terminal
     assert re.search(r"\d+(\.\d)?/\d+(\.\d)? KiB", terminal), terminal  # bytes done/total
     assert re.search(r"\d+(\.\d)? [KM]iB/s", terminal), terminal  # the summary line's units
     assert "MB/s" not in terminal
     assert "kB/s" not in terminal
-    assert "sftpmirror: connecting" not in terminal  # no plain lines under the live one
+    assert "sftpmirror: scanning" not in terminal  # no plain phase lines under the live one
+    assert terminal.count("sftpmirror: connecting…") == 1  # said once, before the live line
     assert stdout.startswith("done: 8 mkdir, 11 copy; ")
 
     status, stdout, terminal = _on_a_terminal([*args[:1], "--debug", *args[1:]], target.password)

@@ -43,7 +43,8 @@ def push_through(
     kh = tmp_path / "known_hosts"
     kh.write_text(sshd.known_hosts.read_text().replace(f"]:{sshd.port} ", f"]:{proxy.port} "))
     return run_cli(
-        "push", "--delete", "--json", *args, str(site), url, "--known-hosts", str(kh),
+        "push", "--delete", "--delete-foreign", "--json", *args, str(site), url,
+        "--known-hosts", str(kh),
         password=sshd.password,
     )  # fmt: skip
 

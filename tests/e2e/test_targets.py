@@ -66,7 +66,7 @@ def test_minimal_target_pushes(target: Target, project: Path) -> None:
 
 
 def test_flags_win_over_the_target_and_excludes_add_up(target: Target, project: Path) -> None:
-    write_config(project, target, 'delete = true\nexclude = ["*.jpg"]\n')
+    write_config(project, target, 'delete = true\ndelete_foreign = true\nexclude = ["*.jpg"]\n')
     env = {"SFTPMIRROR_PASSWORD": target.password}
     (target.disk / "old.html").write_bytes(b"old\n")
     result = cli("push", "--no-delete", "--exclude", "js/", "production", env=env)
@@ -201,13 +201,24 @@ def _pty_run(args: list[str], cwd: Path, answers: list[bytes]) -> tuple[int, str
 
 def test_init_asks_on_a_terminal(tmp_path: Path) -> None:
     (tmp_path / "site").mkdir()
-    status, output = _pty_run(["init"], tmp_path, [b"deploy@example.net:www\r", b"\r"])
+    status, output = _pty_run(["init"], tmp_path, [b"deploy@example.net:www\r", b"\r", b"\r"])
     assert status == 0, output
     assert "Server URL" in output
     assert "Directory to publish [site]" in output  # MkDocs' output, offered as the default
+    assert "How does this account log in? (password, key) [password]" in output
     target = load_config(tmp_path / CONFIG_NAME).target("production")
     assert target.url == "deploy@example.net:www"
     assert target.source == tmp_path / "site"
+    assert target.values["auth_methods"] == "password"  # recorded: no key is ever offered
+
+
+def test_init_records_a_key_when_the_account_uses_one(tmp_path: Path) -> None:
+    (tmp_path / "site").mkdir()
+    answers = [b"deploy@example.net:www\r", b"\r", b"key\r", b"~/.ssh/deploy_ed25519\r"]
+    status, output = _pty_run(["init"], tmp_path, answers)
+    assert status == 0, output
+    target = load_config(tmp_path / CONFIG_NAME).target("production")
+    assert target.values["identities"] == (Path("~/.ssh/deploy_ed25519").expanduser(),)
 
 
 def test_shell_completion_offers_target_names(tmp_path: Path) -> None:

@@ -280,7 +280,10 @@ class _Tty(io.StringIO):
         return True
 
 
-def test_password_source_prompts_once_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_password_source_prompts_up_to_three_times_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OpenSSH's NumberOfPasswordPrompts: a mistyped password is asked again, three in all."""
     prompts: list[str] = []
 
     def fake_getpass(prompt: str = "Password: ", stream: object = None) -> str:
@@ -290,6 +293,10 @@ def test_password_source_prompts_once_on_a_terminal(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr("sys.stdin", _Tty())
     monkeypatch.setattr("getpass.getpass", fake_getpass)
     source = PasswordSource(None, prompt="u@h's password: ")
-    assert asyncio.run(source.take()) == "typed"
+    for _ in range(3):
+        assert asyncio.run(source.take()) == "typed"
     assert asyncio.run(source.take()) is None
-    assert prompts == ["u@h's password: "]
+    assert prompts == ["u@h's password: "] * 3
+    given = PasswordSource(Secret("pw"), prompt="u@h's password: ")
+    assert asyncio.run(given.take()) == "pw"
+    assert asyncio.run(given.take()) is None  # a given password is sent once

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import textwrap
+import tomllib
 from pathlib import Path
 
 import click
@@ -175,3 +177,62 @@ def test_ci_doc_lists_every_input_and_output() -> None:
     text = (ROOT / "docs" / "ci.md").read_text()
     for name in [*spec["inputs"], *spec["outputs"]]:
         assert f"| `{name}` |" in text, name
+
+
+def blocks(text: str, languages: set[str]) -> list[tuple[int, str]]:
+    """(first line number, text) of each fenced block in one of ``languages``."""
+    found: list[tuple[int, str]] = []
+    language: str | None = None
+    start = 0
+    lines: list[str] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        fence = re.match(r"\s*```(\S*)", raw)
+        if fence and language is None:
+            language, start, lines = fence[1].lower(), number + 1, []
+        elif fence:
+            if language in languages:
+                found.append((start, "\n".join(lines)))
+            language = None
+        elif language is not None:
+            lines.append(raw)
+    return found
+
+
+ALL_DOCS = sorted({*DOCS, *(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md"))})
+
+
+@pytest.mark.parametrize("doc", ALL_DOCS)
+def test_every_yaml_block_parses(doc: str) -> None:
+    """A workflow copied from the docs must load: docs/ci.md's headline one had an unquoted
+    ": " in a run: value. Snippets of a larger file are parsed dedented."""
+    for line, text in blocks((ROOT / doc).read_text(), {"yaml", "yml"}):
+        try:
+            yaml.safe_load(textwrap.dedent(text))
+        except yaml.YAMLError as e:
+            pytest.fail(f"{doc}:{line}: YAML does not parse: {e}")
+
+
+@pytest.mark.parametrize("doc", ALL_DOCS)
+def test_every_toml_block_parses(doc: str) -> None:
+    for line, text in blocks((ROOT / doc).read_text(), {"toml"}):
+        try:
+            tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            pytest.fail(f"{doc}:{line}: TOML does not parse: {e}")
+
+
+def test_the_yaml_check_can_fail() -> None:
+    bad = "```yaml\nsteps:\n  - run: echo a: b\n```\n"
+    ((_, text),) = blocks(bad, {"yaml"})
+    with pytest.raises(yaml.YAMLError):
+        yaml.safe_load(text)
+
+
+def test_no_doc_installs_from_an_index_we_are_not_on() -> None:
+    for doc in ALL_DOCS:
+        text = (ROOT / doc).read_text()
+        assert not re.search(
+            r"pip install sftpmirror\b(?!\S)",
+            text.replace("`pip install sftpmirror` does not work", ""),
+        ), doc
+        assert "sftpmirror==" not in text, doc

@@ -204,7 +204,9 @@ def test_dry_run_changes_nothing() -> None:
     dst = MemoryTree("dst")
     dst.add_file("old.txt", b"old")
 
-    plan, report = run_mirror(src, dst, MirrorOptions(delete=True, dry_run=True))
+    plan, report = run_mirror(
+        src, dst, MirrorOptions(delete=True, delete_foreign=True, dry_run=True)
+    )
 
     assert report.dry_run
     assert plan.counts()[Op.COPY] == 3
@@ -222,7 +224,7 @@ def test_kind_changes_with_delete() -> None:
     dst.add_file("page/sub/deep.txt", b"deep")
     dst.add_file("assets", b"was a file")
 
-    _, report = run_mirror(src, dst, MirrorOptions(delete=True))
+    _, report = run_mirror(src, dst, MirrorOptions(delete=True, delete_foreign=True))
 
     assert report.ok, report.failures
     assert final_files(dst) == {"page": b"now a file", "assets/a.css": b"a"}
@@ -235,7 +237,7 @@ def test_delete_guard_refuses_before_anything_changes() -> None:
     dst.add_file("index.html", b"live site")
 
     with pytest.raises(SafetyError):
-        run_mirror(src, dst, MirrorOptions(delete=True))
+        run_mirror(src, dst, MirrorOptions(delete=True, delete_foreign=True))
     assert mutations(dst) == []
     assert final_files(dst) == {"index.html": b"live site"}
 
@@ -252,7 +254,7 @@ def test_failed_upload_is_recorded_and_holds_back_deletes() -> None:
     dst.add_file("old/x.txt", b"not in source either")
     dst.faults[("open_write", "b.txt")] = PermissionDenied("permission denied")
 
-    plan, report = run_mirror(src, dst, MirrorOptions(delete=True))
+    plan, report = run_mirror(src, dst, MirrorOptions(delete=True, delete_foreign=True))
 
     assert plan.counts()[Op.DELETE] == 2
     assert plan.counts()[Op.RMDIR] == 1
@@ -341,7 +343,7 @@ def test_connection_lost_aborts_with_the_report_so_far() -> None:
     dst.lose_connection_after_writes = 2  # a.txt and b.txt are written, c.txt's write is lost
 
     with pytest.raises(ConnectionLost) as caught:
-        run_mirror(src, dst, MirrorOptions(jobs=1, delete=True))
+        run_mirror(src, dst, MirrorOptions(jobs=1, delete=True, delete_foreign=True))
 
     done = caught.value.done
     assert done is not None
@@ -514,7 +516,9 @@ def test_mirror_reconnects_finishes_and_sweeps_the_lost_temporary() -> None:
 
     async def attempt() -> tuple[Plan, Report]:
         dst.reconnect()  # "connect"
-        return await mirror(src, dst, MirrorOptions(jobs=1, delete=True), NullReporter())
+        return await mirror(
+            src, dst, MirrorOptions(jobs=1, delete=True, delete_foreign=True), NullReporter()
+        )
 
     _, report = asyncio.run(
         with_reconnects(attempt, lambda r: r[1], reconnects=3, reporter=NullReporter())

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncssh
 import pytest
 
+from sftpmirror.engine.tree import (
+    NoSpace,
+    NotFound,
+    PermissionDenied,
+    ServerFailure,
+    Unsupported,
+)
 from sftpmirror.errors import (
     AuthError,
     ConnectError,
+    ConnectionLost,
     ExitStatus,
     HostKeyError,
     Interrupted,
@@ -15,6 +24,7 @@ from sftpmirror.errors import (
     SftpMirrorError,
     UsageError,
 )
+from sftpmirror.transport.errors import describe, to_tree_error
 
 
 @pytest.mark.parametrize(
@@ -67,3 +77,31 @@ def test_host_key_error_is_caught_as_connect_error() -> None:
 
 def test_hint_defaults_to_none() -> None:
     assert UsageError("x").hint is None
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (asyncssh.SFTPPermissionDenied("Permission denied"), "permission denied"),
+        (asyncssh.SFTPPermissionDenied("quota reached"), "permission denied (quota reached)"),
+        (asyncssh.SFTPNoSuchFile("No such file"), "no such file or directory (No such file)"),
+        (asyncssh.SFTPNoSuchFile(""), "no such file or directory"),
+        (asyncssh.SFTPFailure("Failure"), "Failure"),
+    ],
+)
+def test_the_servers_words_are_said_once(error: asyncssh.SFTPError, said: str) -> None:
+    """It printed "permission denied (Permission denied)"."""
+    assert describe(error) == said
+
+
+def test_asyncssh_errors_become_the_tree_contracts() -> None:
+    assert isinstance(to_tree_error(asyncssh.SFTPNoSuchFile("x")), NotFound)
+    assert isinstance(to_tree_error(asyncssh.SFTPPermissionDenied("x")), PermissionDenied)
+    assert isinstance(to_tree_error(asyncssh.SFTPNoSpaceOnFilesystem("x")), NoSpace)
+    assert isinstance(to_tree_error(asyncssh.SFTPOpUnsupported("x")), Unsupported)
+    assert isinstance(to_tree_error(asyncssh.SFTPFailure("x")), ServerFailure)
+    assert isinstance(to_tree_error(asyncssh.SFTPConnectionLost("x")), ConnectionLost)
+    assert isinstance(to_tree_error(ConnectionResetError()), ConnectionLost)
+    stalled = to_tree_error(TimeoutError())
+    assert isinstance(stalled, ConnectionLost)
+    assert "stopped answering" in str(stalled)

@@ -34,12 +34,13 @@ from sftpmirror.cli.options import connection_options as connection_options
 from sftpmirror.cli.sshd import sshd as sshd_group
 from sftpmirror.config import CONFIG_NAME, Config, find_config, load_config, starter_config
 from sftpmirror.engine.mirror import MirrorOptions
-from sftpmirror.engine.model import Plan
+from sftpmirror.engine.model import Op, Plan
 from sftpmirror.engine.plan import describe
 from sftpmirror.errors import (
     ExitStatus,
     InternalError,
     Interrupted,
+    SafetyError,
     SftpMirrorError,
     UsageError,
 )
@@ -66,6 +67,19 @@ Examples:
   sftpmirror pull sftp://user01@example.org/public_html backup
   sftpmirror pull --delete user01@example.org:public_html backup
   sftpmirror pull production backup     # the target's url into backup/
+"""
+
+EPILOG_ROLLBACK = """\b
+Examples:
+  sftpmirror rollback production            # the deploy before the live one, back
+  sftpmirror rollback --dry-run production  # what it would put back
+  sftpmirror rollback --to 20261202T031500Z-1a2b production
+"""
+
+EPILOG_HISTORY = """\b
+Examples:
+  sftpmirror history production
+  sftpmirror history --json sftp://user01@example.org/public_html
 """
 
 EPILOG_DOCTOR = """\b
@@ -246,7 +260,7 @@ def _resolve(
         usage = "LOCAL_DIR DEST" if local_first else "SOURCE LOCAL_DIR"
         raise UsageError(f"missing the local directory: give {usage}, or a TARGET name")
     target = _config(flags).target(args[0] if args else None)
-    flags = apply_target(ctx, target, flags)
+    flags = apply_target(ctx, target, flags, command)
     local = args[1] if len(args) == 2 else str(target.source)
     return local, target.url, target.name, flags
 
@@ -276,6 +290,9 @@ def _mirror_command(
             result = stopping.run(coro)
         status = exit_status(result)
     except SftpMirrorError as e:
+        if isinstance(e, SafetyError) and e.plan is not None and not flags.machine:
+            for action in e.plan.actions():  # a dry run refused: what it would have done
+                click.echo(describe(action))
         error, status = e, _die(e, debug)
     except KeyboardInterrupt:
         error = Interrupted("interrupted", hint="a new run picks up where this one stopped")
@@ -345,6 +362,113 @@ def pull(ctx: click.Context, /, args: tuple[str, ...], **kw: Any) -> None:
     _mirror_command(ctx, "pull", lambda lo, re, mo, co, rep: api.pull(re, lo, mo, co, rep), args)
 
 
+def _destination(
+    ctx: click.Context, where: str | None, flags: MirrorFlags
+) -> tuple[str, MirrorFlags]:
+    """The remote location named by a target (or given), with the target's flags."""
+    if where is not None and is_remote(where):
+        return with_port(where, flags), flags
+    target = _config(flags).target(where)
+    flags = apply_target(ctx, target, flags)
+    return with_port(target.url, flags), flags
+
+
+@main.command(epilog=EPILOG_ROLLBACK)
+@click.argument("where", required=False, metavar="[TARGET | DEST]", shell_complete=_complete_target)
+@click.option(
+    "--to",
+    "to",
+    metavar="ID",
+    help="The deploy to put back (default: the one before the live one).",
+)
+@mirror_options
+@click.pass_context
+def rollback(ctx: click.Context, /, where: str | None, to: str | None, **kw: Any) -> None:
+    """Put back the previous deploy (or --to ID) from the backups kept on the server.
+
+    Links and renames only: nothing is uploaded. A rollback is recorded in the history
+    like a deploy, so it can be undone in turn. --dry-run shows what it would do.
+    """
+    from sftpmirror import api
+
+    flags = flags_from(MirrorFlags, ctx.params)
+    _setup(flags.debug)
+    error: SftpMirrorError | None = None
+    result: Result | None = None
+    restored = None
+    run = Run("rollback")
+    try:
+        remote, flags = _destination(ctx, where, flags)
+        run = Run(
+            "rollback", None, redact(remote), where if where and not is_remote(where) else None
+        )
+        reporter, live, _ = _reporters(flags)
+        coro = api.rollback(
+            remote, mirror_options_from(flags), connect_options(flags), reporter, to=to
+        )
+        with live:
+            restored, result = stopping.run(coro)
+        status = exit_status(result)
+    except SftpMirrorError as e:
+        error, status = e, _die(e, flags.debug)
+    except KeyboardInterrupt:
+        error = Interrupted("interrupted")
+        status = _die(error, flags.debug)
+    if flags.machine:
+        obj = summary_object(result, run=run, error=error, exit_code=status)
+        obj["restored"] = restored
+        _echo_summary(obj, lines=flags.json_lines)
+    elif result is not None:
+        for action in result.plan.actions():
+            if result.report.dry_run or flags.verbose:
+                click.echo(describe(action))
+        verb = "would put back" if result.report.dry_run else "put back"
+        counts = result.plan.counts()
+        click.echo(
+            f"{verb} {restored}: {counts[Op.REPLACE]} file(s) restored, {counts[Op.DELETE]} "
+            "removed; nothing uploaded"
+        )
+    sys.exit(status)
+
+
+@main.command(epilog=EPILOG_HISTORY)
+@click.argument("where", required=False, metavar="[TARGET | DEST]", shell_complete=_complete_target)
+@mirror_options
+@click.pass_context
+def history(ctx: click.Context, /, where: str | None, **kw: Any) -> None:
+    """List the deploys recorded on the server: id, kind, time, who, commit, counts."""
+    from sftpmirror import api
+
+    flags = flags_from(MirrorFlags, ctx.params)
+    _setup(flags.debug)
+    try:
+        remote, flags = _destination(ctx, where, flags)
+        coro = api.history(remote, mirror_options_from(flags), connect_options(flags))
+    except SftpMirrorError as e:
+        sys.exit(_die(e, flags.debug))
+    records, status = _run(coro, flags.debug)
+    if records is None:
+        sys.exit(status)
+    if flags.machine:
+        click.echo(json.dumps({"deploys": records}, indent=2))
+        sys.exit(0)
+    live = records[-1].get("live") if records else None
+    for r in records:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(str(r.get("time", 0)))))
+        mark = "*" if r.get("id") == live else " "
+        commit = str(r.get("commit") or "")[:10]
+        done: dict[str, Any] = r.get("counts") if isinstance(r.get("counts"), dict) else {}  # type: ignore[assignment]
+        counts = ", ".join(f"{n} {op}" for op, n in done.items())
+        extra = f" (put back {r.get('live')})" if r.get("kind") == "rollback" else ""
+        backup = "" if r.get("backup") else "  [no backup]"
+        click.echo(
+            f"{mark} {r.get('id')}  {r.get('kind')!s:<8} {when}  {r.get('user')}@"
+            f"{r.get('host')}  {commit:<10}  {counts}{extra}{backup}"
+        )
+    if not records:
+        click.echo("no deploy recorded yet")
+
+
 @main.command(epilog=EPILOG_INIT)
 @click.option("--target", "name", default="production", show_default=True, help="Target name.")
 @click.option("--url", help="sftp://user@host[:port]/path (asked for on a terminal).")
@@ -368,13 +492,24 @@ def init(name: str, url: str | None, source: str | None, path: Path, force: bool
         if path.exists() and not force:
             raise UsageError(f"{path} exists; not overwriting it (use --force)")
         guess = next((d for d in ("public", "_site", "site") if Path(d).is_dir()), "public")
+        auth: str | None = None
+        identity: str | None = None
         if sys.stdin.isatty():
             url = url or click.prompt("Server URL (sftp://user@host/path)", err=True)
+            parse_remote(url)  # a mistake is said now, before the next question
             source = source or click.prompt("Directory to publish", default=guess, err=True)
+            auth = click.prompt(
+                "How does this account log in?",
+                type=click.Choice(["password", "key"]),
+                default="password",
+                err=True,
+            )
+            if auth == "key":
+                identity = click.prompt("Private key file", default="~/.ssh/id_ed25519", err=True)
         url = url or "sftp://user@example.org/public_html"
         source = source or guess
         parse_remote(url)
-        text = starter_config(name, url, source)
+        text = starter_config(name, url, source, auth, identity)
         path.write_text(text, encoding="utf-8")
     except SftpMirrorError as e:
         sys.exit(_die(e, False))

@@ -23,7 +23,7 @@ from sftpmirror.engine.chmod import DEFAULT_CHMOD, DEFAULT_RULES, ChmodRules, pa
 from sftpmirror.engine.guards import DeleteLimits
 from sftpmirror.engine.manifest import DEFAULT_NAME as DEFAULT_MANIFEST
 from sftpmirror.engine.mirror import DEFAULT_JOBS, DEFAULT_RECONNECTS, MirrorOptions
-from sftpmirror.engine.plan import PAGE_SUFFIXES
+from sftpmirror.engine.plan import DEFAULT_PROTECT, PAGE_SUFFIXES
 from sftpmirror.errors import UsageError
 from sftpmirror.transport.auth import (
     DEFAULT_MAX_KEYS,
@@ -56,7 +56,26 @@ def mirror_options(func: F) -> F:
         click.option(
             "--delete/--no-delete",
             default=False,
-            help="Delete destination files not in the source.",
+            help="Delete destination files not in the source that sftpmirror deployed (its "
+            "manifest says which); others are kept and listed.",
+        ),
+        click.option(
+            "--delete-foreign",
+            is_flag=True,
+            help="With --delete: delete also files sftpmirror did not deploy (not protected ones).",
+        ),
+        click.option(
+            "--protect",
+            "protect",
+            multiple=True,
+            metavar="PATTERN",
+            help="Never delete these paths (gitignore style; repeatable), besides the default "
+            ".well-known/, .htaccess, .user.ini, cgi-bin/.",
+        ),
+        click.option(
+            "--no-protect",
+            is_flag=True,
+            help="Drop the default protected paths (those given with --protect stay).",
         ),
         click.option(
             "-n",
@@ -96,6 +115,15 @@ def mirror_options(func: F) -> F:
             metavar="N",
             help="Times a connection lost mid-run is made again (waits 2 s, then twice as long "
             "each time); the run then carries on. 0: stop at once (exit 3).",
+        ),
+        click.option(
+            "--keep",
+            type=click.IntRange(0, 1000),
+            default=3,
+            show_default=True,
+            metavar="N",
+            help="Keep the files the last N deploys replaced or deleted, on the server, so "
+            "`sftpmirror rollback` puts them back without uploading (0: keep none).",
         ),
         click.option(
             "--lock-wait",
@@ -277,6 +305,10 @@ class MirrorFlags(ConnectionFlags):
     reconnects: int = DEFAULT_RECONNECTS
     lock_wait: float = 0.0
     break_lock: bool = False
+    delete_foreign: bool = False
+    protect: tuple[str, ...] = ()
+    no_protect: bool = False
+    keep: int = 3
     chmod: str | None = None
     perms: bool = False
     no_perms: bool = False
@@ -308,8 +340,12 @@ def flags_from(cls: type[FlagsT], params: Mapping[str, Any]) -> FlagsT:
     return cls(**values)
 
 
-def apply_target(ctx: click.Context, target: Target, flags: MirrorFlags) -> MirrorFlags:
-    """The flags with the target's values wherever the command line did not set the flag."""
+def apply_target(
+    ctx: click.Context, target: Target, flags: MirrorFlags, command: str = "push"
+) -> MirrorFlags:
+    """The flags with the target's values wherever the command line did not set the flag. A
+    target's ``delete`` is a push's: a pull deletes local files only when told so on the
+    command line."""
 
     def given(param: str) -> bool:
         return ctx.get_parameter_source(param) not in (ParameterSource.DEFAULT, None)
@@ -320,6 +356,8 @@ def apply_target(ctx: click.Context, target: Target, flags: MirrorFlags) -> Mirr
     changes: dict[str, Any] = {}
     for param, value in target.values.items():
         if (param in PASSWORD_KEYS and password_given) or (param in PERMS_KEYS and perms_given):
+            continue
+        if command == "pull" and param in ("delete", "delete_foreign"):
             continue
         if param == "excludes":
             changes["excludes"] = (*value, *flags.excludes)
@@ -385,6 +423,9 @@ def mirror_options_from(flags: MirrorFlags) -> MirrorOptions:
         reconnects=flags.reconnects,
         lock_wait=flags.lock_wait,
         break_lock=flags.break_lock,
+        delete_foreign=flags.delete_foreign,
+        keep=flags.keep,
+        protect=(() if flags.no_protect else DEFAULT_PROTECT) + tuple(flags.protect),
         perms=not flags.no_perms,
         chmod=permission_rules(flags),
         manifest=None if flags.no_manifest else flags.manifest,

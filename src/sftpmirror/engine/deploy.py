@@ -12,6 +12,7 @@ import posixpath
 from dataclasses import dataclass
 
 from sftpmirror.engine import journal, lock
+from sftpmirror.engine.history import BACKUPS, HISTORY
 from sftpmirror.engine.manifest import Manifest
 from sftpmirror.engine.model import Kind, Listing
 from sftpmirror.engine.tree import Tree, TreeError, backup_name, is_temp, is_temp_of
@@ -29,6 +30,8 @@ class DeployState:
     inside: bool = True
     lock_wait: float = 0.0
     break_lock: bool = False
+    keep: int = 0  # deploys whose backups are kept, for rollback (0: none, no history)
+    commit: str | None = None  # the source's git commit, for the history
 
     @property
     def journal_path(self) -> str:
@@ -42,7 +45,8 @@ class DeployState:
         """Paths of the mirrored tree that are ours, never mirrored nor deleted."""
         if not self.inside:
             return frozenset()
-        return frozenset({self.journal_path, self.lock_path})
+        join = (lambda name: posixpath.join(self.directory, name)) if self.directory else str
+        return frozenset({self.journal_path, self.lock_path, join(HISTORY), join(BACKUPS)})
 
 
 def merge(old: Manifest | None, found: journal.Journaled | None) -> Manifest | None:

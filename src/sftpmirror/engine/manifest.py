@@ -120,17 +120,19 @@ def apply(listing: Listing, manifest: Manifest) -> int:
         else:
             drifted += 1
     listing.hashes_known = True
+    listing.owned = set(manifest.files)
     return drifted
 
 
 def touched(plan: Plan) -> set[str]:
-    """Files the plan will change: their records must go before the first upload, so a run
-    that dies half-way never leaves a record vouching for a file it replaced."""
+    """Files the plan will write: their records must go before the first upload, so a run
+    that dies half-way never leaves a record vouching for a file it replaced. A file to be
+    deleted keeps its record: if the run stops first, the file is as recorded, and still ours
+    (a later --delete removes it)."""
     return {
         a.path
         for a in plan.actions()
-        if a.entry.kind is Kind.FILE
-        and a.op in (Op.COPY, Op.REPLACE, Op.ATTRS, Op.DELETE, Op.CLEAR)
+        if a.entry.kind is Kind.FILE and a.op in (Op.COPY, Op.REPLACE, Op.ATTRS)
     }
 
 
@@ -161,6 +163,15 @@ def after_run(src: Listing, dst: Listing, plan: Plan, report: Report) -> Manifes
         if d is None or d.kind is not Kind.FILE:
             continue
         files[path] = Record(d.size, s.mtime if path in attrs else d.mtime, d.sha256)
+    # Files we deployed that the source dropped, and this run did not delete (no --delete, or
+    # held back): still ours, so a later --delete removes them.
+    gone = {a.path for a in plan.actions() if a.op in (Op.DELETE, Op.CLEAR)} - failed
+    for path in dst.owned or ():
+        d = dst.entries.get(path)
+        if path in files or path in gone or path in src.entries:
+            continue
+        if d is not None and d.kind is Kind.FILE:
+            files[path] = Record(d.size, d.mtime, d.sha256)
     return Manifest(files)
 
 

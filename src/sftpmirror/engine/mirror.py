@@ -20,15 +20,16 @@ from sftpmirror.engine.chmod import DEFAULT_RULES, ChmodRules
 from sftpmirror.engine.concurrency import task_group
 from sftpmirror.engine.deploy import DeployState, merge, pick_stale, repair_swaps
 from sftpmirror.engine.guards import DeleteLimits, check_deletes
+from sftpmirror.engine.history import DEFAULT_KEEP, Backup, History, new_id, record
 from sftpmirror.engine.lock import DeployLock
 from sftpmirror.engine.manifest import DEFAULT_NAME as DEFAULT_MANIFEST
 from sftpmirror.engine.manifest import Manifest, ManifestStore
 from sftpmirror.engine.model import Kind, Listing, Plan, Report
-from sftpmirror.engine.plan import PAGE_SUFFIXES, PlanOptions, plan
+from sftpmirror.engine.plan import DEFAULT_PROTECT, PAGE_SUFFIXES, PlanOptions, plan
 from sftpmirror.engine.reporter import Reporter
 from sftpmirror.engine.transfer import execute
 from sftpmirror.engine.tree import Excludes, Tree, TreeError, new_tag
-from sftpmirror.errors import RemoteError, SftpMirrorError, UsageError
+from sftpmirror.errors import RemoteError, SafetyError, SftpMirrorError, UsageError
 
 DEFAULT_JOBS = 64
 DEFAULT_RECONNECTS = 3  # after a connection lost mid-run; waits 2, 4, 8 s: 14 s in all
@@ -50,6 +51,9 @@ class MirrorOptions:
     limits: DeleteLimits = field(default_factory=DeleteLimits)
     page_suffixes: tuple[str, ...] = PAGE_SUFFIXES  # uploaded after every other file
     reconnects: int = DEFAULT_RECONNECTS  # times a connection lost mid-run is made again
+    delete_foreign: bool = False  # delete also what the manifest does not say we deployed
+    protect: tuple[str, ...] = DEFAULT_PROTECT  # never deleted (gitignore patterns)
+    keep: int = DEFAULT_KEEP  # deploys whose replaced and deleted files are kept (rollback)
     lock_wait: float = 0.0  # seconds to wait for another deploy's lock (push)
     break_lock: bool = False  # take the lock even if another deploy holds it
 
@@ -177,13 +181,26 @@ async def _mirror(
     )
     log.debug("manifest and hashes in %.2fs", time.monotonic() - began)
     plan_options = PlanOptions(
-        delete=options.delete, perms=options.perms, page_suffixes=options.page_suffixes
+        delete=options.delete,
+        perms=options.perms,
+        page_suffixes=options.page_suffixes,
+        # A pull's local destination has no owner to ask: --delete there is all of it.
+        delete_foreign=options.delete_foreign or manifest_side != "dst",
+        protect=options.protect if manifest_side == "dst" else (),
     )
     the_plan = plan(src_listing, dst_listing, plan_options)
     for warning in the_plan.warnings:
         reporter.warning(warning)
     if options.delete:
-        check_deletes(the_plan, src_listing, dst_listing, options.limits)
+        try:
+            check_deletes(the_plan, src_listing, dst_listing, options.limits)
+        except SafetyError as e:
+            if options.dry_run:  # show what the refused run would do: the deletions above
+                e.plan = the_plan
+                e.hint = (e.hint or "").replace("run with --dry-run to see them; ", "")
+            raise
+    if the_plan.kept:
+        reporter.warning(_kept_line(the_plan.kept, dst_listing.owned is None))
     reporter.planned(the_plan)
     if options.dry_run:
         return the_plan, Report(dry_run=True)
@@ -197,13 +214,22 @@ async def _mirror(
     if state is not None and (the_plan.phases or the_plan.conflicts):
         writer = journal.Writer(dst, state.journal_path, records=store is not None)
         await writer.start(sorted({tag, *(found.tags if found else ())}))
+    backup: Backup | None = None
+    history: History | None = None
+    deploy_id = new_id()
+    if state is not None and store is not None and state.keep > 0 and the_plan.phases:
+        history = await History(dst, state.directory).load()
+        backup = Backup(dst, history.backup_dir(deploy_id))
+        await backup.start(old or Manifest())
     try:
         report = await execute(
             the_plan, src, dst, jobs=options.jobs, perms=options.perms, reporter=reporter,
-            tag=tag, journal=writer,
+            tag=tag, journal=writer, backup=backup,
         )  # fmt: skip
         if writer is not None:
             await writer.close()
+        if backup is not None:
+            await backup.finish()
     except BaseException:
         if writer is not None:
             await asyncio.shield(writer.abandon())
@@ -219,12 +245,46 @@ async def _mirror(
                     saved = False
                     reporter.warning(f"{e}; the next run compares by size and mtime")
         if state is not None and saved and not report.failures:
+            if history is not None and backup is not None:
+                await _record(history, backup, deploy_id, report, state, reporter)
             await journal.remove(dst, state.journal_path)
     except SftpMirrorError as e:  # a cut after the copies: they count (F16)
         if e.done is None:
             e.done = report
         raise
     return the_plan, report
+
+
+async def _record(
+    history: History,
+    backup: Backup,
+    deploy_id: str,
+    report: Report,
+    state: DeployState,
+    reporter: Reporter,
+) -> None:
+    """The deploy in the history; backups older than the last ``keep`` deploys removed."""
+    if not backup.enabled:
+        reporter.warning(
+            "the server offers no hardlink@openssh.com: the files this deploy replaced were "
+            "not kept, so it cannot be rolled back without uploading"
+        )
+    counts = {op.value: n for op, n in report.done.items() if n}
+    await history.append(
+        record("deploy", deploy_id, deploy_id, commit=state.commit, counts=counts,
+               backup=backup.enabled)
+    )  # fmt: skip
+    if await history.prune(state.keep):
+        await history.save()
+
+
+def _kept_line(kept: tuple[str, ...], no_manifest: bool) -> str:
+    shown = ", ".join(kept[:5]) + (f", … ({len(kept) - 5} more)" if len(kept) > 5 else "")
+    why = "no manifest says what it deployed" if no_manifest else "not deployed by sftpmirror"
+    return (
+        f"kept {len(kept)} file(s) not in the source: {why}, or protected ({shown}); "
+        "--delete-foreign removes those not protected"
+    )
 
 
 async def _hash_ahead(

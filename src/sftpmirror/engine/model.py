@@ -69,6 +69,7 @@ class Listing:
     root_exists: bool = True
     hashes_known: bool = False
     unverified: set[str] = field(default_factory=set)  # records vouching size and mtime only
+    owned: set[str] | None = None  # files the manifest says we deployed (None: no manifest)
     stale: list[Entry] = field(default_factory=list)  # our temporaries left by a crashed run
     refused: dict[str, Refused] = field(default_factory=dict)  # names no tree may deploy
 
@@ -131,6 +132,7 @@ class Plan:
     phases: tuple[Phase, ...]
     warnings: tuple[str, ...] = ()
     conflicts: tuple[Action, ...] = ()
+    kept: tuple[str, ...] = ()  # with delete: files kept, not ours or protected (not in source)
 
     def actions(self) -> list[Action]:
         return [action for phase in self.phases for action in phase.actions()]

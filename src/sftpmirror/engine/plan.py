@@ -1,6 +1,6 @@
 """plan(): decide what to do, from two listings and the options. Pure: no I/O, no clock.
 
-The order of the phases is the deploy order (DESIGN §4): make way for kind changes, directories
+The order of the phases is the deploy order: make way for kind changes, directories
 shallowest first, assets, then pages (so a new page never points at an asset that is not there
 yet), attributes, then — only when ``delete`` is on and nothing failed — deletes and empty
 directories deepest first.
@@ -13,10 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sftpmirror.engine.model import Action, Entry, Kind, Listing, Op, Phase, Plan
-from sftpmirror.engine.tree import shown
+from sftpmirror.engine.tree import Excludes, shown
 
 PAGE_SUFFIXES = (".html", ".htm", ".xhtml", ".xml", ".rss", ".atom")
 ROOT = Entry("", Kind.DIR, mode=0o755)
+
+
+# Paths a host puts in a web root that a deploy must not remove unless told to (gitignore style).
+DEFAULT_PROTECT = (".well-known/", ".htaccess", ".user.ini", "cgi-bin/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +29,12 @@ class PlanOptions:
     perms: bool = True
     modify_window: int = 1
     page_suffixes: tuple[str, ...] = PAGE_SUFFIXES
+    # With delete: also what the manifest does not say we deployed (a pull's local side, or
+    # --delete-foreign), and never what ``protect`` matches. plan() alone is mechanics: it
+    # deletes whatever the source lacks; mirror() passes what the deploy allows
+    # (MirrorOptions: only what we deployed, the host's files protected).
+    delete_foreign: bool = True
+    protect: tuple[str, ...] = ()
 
 
 def same_file(src: Entry, dst: Entry, window: int, hashes_known: bool = False) -> str | None:
@@ -53,7 +63,7 @@ def plan(src: Listing, dst: Listing, options: PlanOptions = PlanOptions()) -> Pl
     warnings: list[str] = list(src.warnings) + list(dst.warnings)
     conflicts: list[Action] = []
     cleared: set[str] = set()
-    kept: set[str] = set()  # source links we do not copy: what the destination has there stays
+    kept_links: set[str] = set()  # source links we do not copy: what the destination has stays
 
     for side, listing in (("source", src), ("destination", dst)):
         for path, why in sorted(listing.unreadable.items()):
@@ -76,7 +86,7 @@ def plan(src: Listing, dst: Listing, options: PlanOptions = PlanOptions()) -> Pl
         d = dst.entries.get(path)
         if s.kind is Kind.SYMLINK:
             warnings.append(f"{path}: symbolic link on the source side, not copied")
-            kept.add(path)
+            kept_links.add(path)
             continue
         if d is not None and d.kind is not s.kind and (d.kind is Kind.DIR or s.kind is Kind.DIR):
             if d.kind is Kind.DIR:
@@ -111,15 +121,32 @@ def plan(src: Listing, dst: Listing, options: PlanOptions = PlanOptions()) -> Pl
 
     delete: list[Action] = refused_deletes
     rmdir: list[Action] = []
+    kept: list[str] = []
     if options.delete:
+        protected = Excludes(options.protect) if options.protect else None
+        owned = dst.owned if not options.delete_foreign else None
         for path in sorted(dst.entries):
             d = dst.entries[path]
-            if path in src.entries or path in cleared or _within(path, kept):
+            if path in src.entries or path in cleared or _within(path, kept_links):
                 continue
-            if d.kind is not Kind.DIR:
+            if d.kind is Kind.DIR:
+                continue
+            if (protected is not None and _protected(protected, path)) or (
+                not options.delete_foreign and (owned is None or path not in owned)
+            ):
+                kept.append(path)
+            else:
                 delete.append(Action(Op.DELETE, d, "not in source"))
-            elif not _holds_excluded(dst, path):
-                rmdir.append(Action(Op.RMDIR, d, "not in source"))
+        staying = set(kept)
+        for path in sorted(dst.entries):
+            d = dst.entries[path]
+            if d.kind is not Kind.DIR or path in src.entries or path in cleared:
+                continue
+            if _within(path, kept_links) or _holds_excluded(dst, path) or _holds(staying, path):
+                continue
+            if protected is not None and _protected(protected, path, is_dir=True):
+                continue
+            rmdir.append(Action(Op.RMDIR, d, "not in source"))
 
     pages = [a for a in copy if a.path.lower().endswith(options.page_suffixes)]
     assets = [a for a in copy if not a.path.lower().endswith(options.page_suffixes)]
@@ -135,7 +162,7 @@ def plan(src: Listing, dst: Listing, options: PlanOptions = PlanOptions()) -> Pl
         Phase("delete", _one_step(delete), destructive=True),
         Phase("rmdir", _by_depth(rmdir, deepest_first=True), destructive=True),
     )
-    return Plan(tuple(p for p in phases if p.steps), tuple(warnings), tuple(conflicts))
+    return Plan(tuple(p for p in phases if p.steps), tuple(warnings), tuple(conflicts), tuple(kept))
 
 
 def _case_collisions(listing: Listing) -> list[str]:
@@ -171,6 +198,23 @@ def _within(path: str, tops: set[str]) -> bool:
         if path in tops:
             return True
         path = path.rpartition("/")[0]
+    return False
+
+
+def _holds(paths: set[str], top: str) -> bool:
+    prefix = top + "/"
+    return any(p.startswith(prefix) for p in paths)
+
+
+def _protected(protected: Excludes, path: str, *, is_dir: bool = False) -> bool:
+    """Is ``path``, or a directory above it, protected?"""
+    if protected(path, is_dir):
+        return True
+    parent = path.rpartition("/")[0]
+    while parent:
+        if protected(parent, True):
+            return True
+        parent = parent.rpartition("/")[0]
     return False
 
 

@@ -122,6 +122,14 @@ async def _settle(futures: list[asyncio.Future[Any]]) -> None:
             future.exception()  # retrieved: the error being raised is this one or an earlier one
 
 
+class Keeper(Protocol):
+    """Where replaced and deleted files go for a rollback (``engine/history.Backup``)."""
+
+    async def link(self, path: str) -> bool: ...
+
+    async def move(self, path: str) -> None: ...
+
+
 class Journal(Protocol):
     """What execute() tells the journal (``engine/journal.Writer``)."""
 
@@ -134,6 +142,8 @@ async def _apply(run: _Run, action: Action) -> tuple[int, str | None]:
     src, dst, perms, sent = run.src, run.dst, run.perms, run.reporter.transferred
     entry = action.entry
     on_swap = run.journal.swap if run.journal is not None else None
+    if run.backup is not None and action.op is Op.REPLACE and entry.kind is Kind.FILE:
+        await run.backup.link(action.path)  # the old file kept for a rollback: no copy
     match action.op:
         case Op.COPY | Op.REPLACE if entry.size >= LARGE_CHUNK:
             async with run.large:
@@ -153,6 +163,8 @@ async def _apply(run: _Run, action: Action) -> tuple[int, str | None]:
             await dst.rmdir(entry)
         case Op.RMDIR:
             await dst.rmdir(entry)
+        case Op.CLEAR | Op.DELETE if run.backup is not None and entry.kind is Kind.FILE:
+            await run.backup.move(action.path)  # deleted by moving it into the backup
         case Op.CLEAR | Op.DELETE | Op.SWEEP:
             await dst.remove(entry)
     return 0, None
@@ -168,9 +180,10 @@ class _Run:
         reporter: Reporter,
         tag: str | None = None,
         journal: Journal | None = None,
+        backup: Keeper | None = None,
     ) -> None:
         self.src, self.dst, self.jobs, self.perms = src, dst, max(1, jobs), perms
-        self.tag, self.journal = tag, journal
+        self.tag, self.journal, self.backup = tag, journal, backup
         self.reporter = reporter
         self.report = Report()
         self.failed_dirs: set[str] = set()
@@ -218,9 +231,11 @@ async def execute(
     reporter: Reporter,
     tag: str | None = None,
     journal: Journal | None = None,
+    backup: Keeper | None = None,
 ) -> Report:
-    """``tag`` names this run's temporaries; ``journal`` hears of each file in place."""
-    run = _Run(src, dst, jobs, perms, reporter, tag, journal)
+    """``tag`` names this run's temporaries; ``journal`` hears of each file in place;
+    ``backup`` keeps what is replaced or deleted, for a rollback."""
+    run = _Run(src, dst, jobs, perms, reporter, tag, journal, backup)
     started = time.monotonic()
     for action in plan.conflicts:
         run.fail(action, action.reason)

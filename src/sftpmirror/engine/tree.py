@@ -186,6 +186,13 @@ class Tree(Protocol):
     async def rename(self, old: str, new: str) -> None:
         """Rename ``old`` to ``new`` (which must not exist)."""
 
+    async def link(self, old: str, new: str) -> None:
+        """A hard link ``new`` to ``old`` (no copy; Unsupported where the tree cannot)."""
+
+    async def link_into_place(self, source: str, final: str, *, tag: str) -> None:
+        """Put ``source``'s file at ``final`` without copying it: a hard link at a temporary
+        name beside ``final`` (``tag``'s), renamed over it atomically, as an upload lands."""
+
     def open_log(self, path: str) -> AbstractAsyncContextManager[FileWriter]:
         """Create ``path`` (or empty it) and write it in place, no temporary: for our own
         journal, whose reader tolerates a last line cut short."""

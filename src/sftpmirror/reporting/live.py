@@ -31,6 +31,8 @@ from sftpmirror.engine.plan import describe
 from sftpmirror.engine.tree import shown
 from sftpmirror.reporting.text import PHASE_TITLES, NullReporter, human
 
+WIDE = 100  # columns from which the bar and the time left are shown
+
 
 class _BytesOnly(ProgressColumn):
     """A bytes column shown only while the bar counts bytes (not for a delete-only run)."""
@@ -59,21 +61,35 @@ class LiveReporter(NullReporter):
     bytes done, rate, time left, time spent."""
 
     def __init__(
-        self, *, verbose: bool = False, stdout_free: bool = True, file: TextIO | None = None
+        self,
+        *,
+        verbose: bool = False,
+        stdout_free: bool = True,
+        file: TextIO | None = None,
+        console: Console | None = None,
     ) -> None:
         self.verbose = verbose
         self.stdout_free = stdout_free  # False: stdout carries JSON, action lines stay here
-        self.console = Console(file=file, stderr=file is None, highlight=False)
-        self.progress = Progress(
-            TextColumn("[bold]{task.description:<20}"),
-            BarColumn(bar_width=30),
+        self.console = console or Console(file=file, stderr=file is None, highlight=False)
+        # One line that fits the terminal: the bar takes what the figures leave, and on a
+        # narrow terminal (80 columns) the time left and the bar give way first.
+        wide = self.console.width >= WIDE
+        columns: list[ProgressColumn] = [TextColumn("[bold]{task.description:<18}")]
+        if wide:
+            columns.append(BarColumn(bar_width=None))
+        columns += [
             TextColumn("{task.fields[items]}"),
             _BytesOnly(DownloadColumn(binary_units=True)),
             _BytesOnly(_Rate()),
-            TimeRemainingColumn(),
-            TimeElapsedColumn(),
+        ]
+        if wide:
+            columns.append(TimeRemainingColumn())
+        columns.append(TimeElapsedColumn())
+        self.progress = Progress(
+            *columns,
             console=self.console,
-            transient=False,
+            expand=False,
+            transient=True,  # the summary line follows: no frozen line with other figures
             redirect_stdout=False,
             redirect_stderr=False,
         )
@@ -95,8 +111,11 @@ class LiveReporter(NullReporter):
 
     def phase(self, name: str) -> None:
         self.progress.update(self.task, description=PHASE_TITLES.get(name, name))
-        # Started after the login, so a password prompt has the terminal to itself.
-        if name != "connecting" and not self.progress.live.is_started:
+        # Started after the login, so a password prompt has the terminal to itself; until
+        # then a plain line says what is going on (the screen was blank while connecting).
+        if name in ("connecting", "reconnecting") and not self.progress.live.is_started:
+            self.console.print(f"sftpmirror: {PHASE_TITLES.get(name, name)}…")
+        elif not self.progress.live.is_started:
             self.progress.start()
 
     def planned(self, plan: Plan) -> None:
@@ -107,7 +126,7 @@ class LiveReporter(NullReporter):
         self._items()
 
     def _items(self) -> None:
-        items = f"{self.items_done}/{self.items_total} items"
+        items = f"{self.items_done}/{self.items_total}"
         self.progress.update(self.task, items=items)
         if not self.bytes_mode:
             self.progress.update(self.task, completed=self.items_done)

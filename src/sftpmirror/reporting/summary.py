@@ -48,6 +48,8 @@ def summary_line(result: Result, elapsed: float | None = None) -> str:
         line += f"; {report.not_run} deletion(s) not run because of the failures"
     if report.reconnects:
         line += f"; reconnected {report.reconnects} time(s)"
+    if result.plan.kept:
+        line += f"; kept {len(result.plan.kept)} not ours or protected"
     return line
 
 
@@ -87,6 +89,7 @@ def summary_object(
         "warnings": list(warnings or ()),
         "actions": [],
         "conflicts": [],
+        "kept": [],
         "error": None,
         "summary": None,
     }
@@ -106,6 +109,7 @@ def summary_object(
             "not_run": report.not_run,
             "reconnects": report.reconnects,
             "conflicts": [action_fields(a) for a in plan.conflicts],
+            "kept": list(plan.kept),
             "summary": summary_line(result, elapsed),
         }
         if report.dry_run:

@@ -1,11 +1,13 @@
-"""Credentials and which authentication methods to offer, in what order (DESIGN §5).
+"""Credentials and which authentication methods to offer, in what order.
 
-The rule that fixes the seed's story: a password given → offer only ``password`` and
-``keyboard-interactive`` and no key at all, so an agent full of keys cannot use up the server's
-``MaxAuthTries`` before the password is tried. A key named → that key only (IdentitiesOnly).
-Neither → keys from ssh_config and the agent, at most ``max_keys`` of them (one less than
-OpenSSH's default ``MaxAuthTries`` of 6), so a password typed at the prompt still gets its turn.
-``--auth`` overrides the order. A password is sent at most once per connection.
+The rule against the key spray ("Too many authentication failures"): a password given → offer
+only ``password`` and ``keyboard-interactive`` and no key at all, so an agent full of keys
+cannot use up the server's ``MaxAuthTries`` before the password is tried. A key named → that
+key only (IdentitiesOnly). Neither → on a terminal, the password is asked first when the server
+allows one (keys named by ssh_config's IdentityFile before it); elsewhere keys from ssh_config
+and the agent, at most ``max_keys`` of them (one less than OpenSSH's default ``MaxAuthTries`` of
+6). ``--auth`` overrides the order. A given password is sent once; a typed one is asked up to
+three times (OpenSSH's NumberOfPasswordPrompts).
 """
 
 from __future__ import annotations

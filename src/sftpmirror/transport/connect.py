@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +20,7 @@ from typing import Any
 
 import asyncssh
 
-from sftpmirror.errors import ConnectError, UsageError
+from sftpmirror.errors import ConnectError, HostKeyError, UsageError
 from sftpmirror.transport import _fastpath as fastpath
 from sftpmirror.transport._fastpath.lean_packets import (
     lean_sftp,
@@ -27,9 +28,9 @@ from sftpmirror.transport._fastpath.lean_packets import (
     skip_ignore_packets,
 )
 from sftpmirror.transport._fastpath.write_batching import batch_writes
-from sftpmirror.transport.auth import PUBLICKEY, ConnectOptions, method_order
+from sftpmirror.transport.auth import PASSWORD_METHODS, PUBLICKEY, ConnectOptions, method_order
 from sftpmirror.transport.diagnose import auth_failure, connect_failure, no_sftp
-from sftpmirror.transport.hostkeys import HostKeyCheck
+from sftpmirror.transport.hostkeys import FIRST_CONTACT_ALGS, HostKeyCheck, key_type, read_policy
 from sftpmirror.transport.login import (
     LoginClient,
     LoginTrace,
@@ -67,6 +68,17 @@ def abort_all() -> int:
     for conn in live:
         conn.abort()
     return len(live)
+
+
+def _asks_for_a_password(options: ConnectOptions) -> bool:
+    """No password given, no method or key named, and a terminal to ask on."""
+    return (
+        options.password is None
+        and options.prompt_password
+        and options.auth is None
+        and not options.identities
+        and sys.stdin.isatty()
+    )
 
 
 def debug_logging() -> None:
@@ -109,6 +121,33 @@ def known_hosts_paths(
     return [DEFAULT_KNOWN_HOSTS.expanduser()]
 
 
+HOST_KEY_TYPES = (
+    ("ED25519", ("ssh-ed25519",)),
+    ("ECDSA", ("ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")),
+    ("RSA", ("rsa-sha2-512", "rsa-sha2-256")),
+)
+
+
+async def other_host_keys(resolved: asyncssh.SSHClientConnectionOptions, shown: str) -> list[str]:
+    """The server's host keys of the other types ("RSA SHA256:…"), each asked for on a
+    connection of its own (a first contact only; a few hundred milliseconds)."""
+    found: list[str] = []
+    tunnel: Any = resolved.tunnel or ()
+    for name, algs in HOST_KEY_TYPES:
+        if name == shown:
+            continue
+        try:
+            async with asyncio.timeout(5):
+                key = await asyncssh.get_server_host_key(
+                    resolved.host, resolved.port, server_host_key_algs=list(algs), tunnel=tunnel
+                )
+        except (OSError, TimeoutError, asyncssh.Error, ValueError):
+            continue
+        if key is not None:
+            found.append(f"{name} {key.get_fingerprint('sha256')}")
+    return found
+
+
 async def allowed_methods(resolved: asyncssh.SSHClientConnectionOptions) -> list[str] | None:
     """Ask the server which methods it allows (the ``none`` method; counts as no failure)."""
     tunnel: Any = resolved.tunnel or ()
@@ -132,13 +171,37 @@ async def connect(
     where = f"{host}:{port}"
     trace = trace if trace is not None else LoginTrace()
     trace.methods = method_order(options, tuple(resolved.preferred_auth or ()))
-    host_keys = HostKeyCheck(
-        known_hosts_paths(options, resolved), accept_new=options.accept_new_host_key
+    policy = await asyncio.to_thread(
+        read_policy, spec.host, spec.port, spec.user, _config_files(options)
     )
+    strict = "accept-new" if options.accept_new_host_key else policy.strict
+    host_keys = HostKeyCheck(
+        known_hosts_paths(options, resolved),
+        accept_new=strict in ("accept-new", "no"),
+        hash_names=policy.hash_names,
+    )
+    if strict == "no":
+        log.warning("StrictHostKeyChecking no: an unknown host key is trusted unchecked")
+    # A host known_hosts has no key for gets OpenSSH's order (ED25519 first), so the key shown
+    # is the one a control panel lists; a known one, asyncssh's: the known key's type first.
+    known = host_keys.keys_for(host, port) or host_keys.authorities
+    host_key_algs: Any = () if known else list(FIRST_CONTACT_ALGS)  # (): asyncssh's choice
+    explicit_keys = bool(resolved.config.get("IdentityFile", ()))
+    if _asks_for_a_password(options) and PUBLICKEY in trace.methods and not resolved.preferred_auth:
+        # On a terminal with no password given: ask the server what it allows before spending
+        # its tries on agent keys (the key spray, on the interactive path).
+        allowed = await allowed_methods(resolved)
+        if allowed is not None and any(m in allowed for m in PASSWORD_METHODS):
+            trace.methods = ((PUBLICKEY,) if explicit_keys else ()) + tuple(
+                m for m in PASSWORD_METHODS if m in allowed
+            )
+            trace.asked_first = not explicit_keys
     keys: list[OfferedKey] = []
     agent: asyncssh.SSHAgentClient | None = None
     if PUBLICKEY in trace.methods:
         keys, agent = await gather_keys(options, resolved)
+        if trace.methods[-1] != PUBLICKEY and explicit_keys and _asks_for_a_password(options):
+            keys = [k for k in keys if k.source != "agent"]  # the keys named for this host
     trace.keys_held = len(keys)
     trace.identities_named = bool(options.identities)
     if options.auth is None and not options.identities:
@@ -161,9 +224,17 @@ async def connect(
             keepalive_interval=KEEPALIVE_INTERVAL,
             keepalive_count_max=KEEPALIVE_COUNT_MAX,
             encryption_algs=list(CIPHERS),
+            server_host_key_algs=host_key_algs,
         )
     except asyncssh.HostKeyNotVerifiable as e:
-        raise host_keys.error(e.reason) from None
+        error = host_keys.error(e.reason)
+        if host_keys.offered is not None and not host_keys.known and not host_keys.revoked:
+            others = await other_host_keys(resolved, key_type(host_keys.offered))
+            if others:  # a control panel may list another type: say every one
+                error = HostKeyError(
+                    f"{error.message}; the server also has {', '.join(others)}", hint=error.hint
+                )
+        raise error from None
     except asyncssh.PermissionDenied:
         allowed = await allowed_methods(resolved)
         raise auth_failure(where, user, trace, allowed, too_many=False) from None
@@ -186,6 +257,8 @@ async def connect(
         if agent is not None:
             agent.close()
     _LIVE.add(conn)
+    if host_keys.added:
+        trace.notices.append(host_keys.added)
     fastpath.log_status()
     if fastpath.enabled("batching"):
         batch_writes(conn)

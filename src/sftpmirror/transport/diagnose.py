@@ -47,9 +47,10 @@ def auth_failure(
     else:
         details.append("  nothing: " + _why_nothing(trace, allowed))
     if trace.keys_left_out:
+        more = "" if too_many else "; --max-keys N offers more, if the right one is among them"
         details.append(
             f"  ({trace.keys_left_out} more key(s) left out, to stay under the server's "
-            "MaxAuthTries; raise with --max-keys)"
+            f"MaxAuthTries{more})"
         )
     client, server = _fixes(user, trace, allowed, too_many)
     details += [f"fix here: {line}" for line in client]
@@ -83,7 +84,9 @@ def _fixes(
     client: list[str] = []
     server: list[str] = []
     if password_offered and password_ok:
-        client.append(f"check the user name ({user}) and the password; it was sent once")
+        tries = sum(1 for a in trace.attempts if a.method in PASSWORD_METHODS)
+        sent = "sent once" if tries <= 1 else f"tried {tries} times"
+        client.append(f"check the user name ({user}) and the password; it was {sent}")
         server.append(
             f"the sshd log says why (journalctl -u ssh, /var/log/auth.log): a locked account "
             f"(passwd -S {user}), AllowUsers/DenyUsers, or PAM"

@@ -18,13 +18,84 @@ import hashlib
 import hmac
 import os
 import re
+import shutil
+import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 
 from sftpmirror.errors import HostKeyError
+
+# OpenSSH's HostKeyAlgorithms order (ssh_config(5)) for a host known_hosts has no key for: it
+# shows the key a host's control panel lists (ED25519), where asyncssh would ask for RSA first
+# (and Dropbear without an RSA key fails on that).
+FIRST_CONTACT_ALGS = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+)
+KEY_TYPES = {
+    "ssh-ed25519": "ED25519",
+    "ecdsa-sha2-nistp256": "ECDSA",
+    "ecdsa-sha2-nistp384": "ECDSA",
+    "ecdsa-sha2-nistp521": "ECDSA",
+    "ssh-rsa": "RSA",
+    "rsa-sha2-256": "RSA",
+    "rsa-sha2-512": "RSA",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What ssh_config says of host keys for this host (``ssh -G``, OpenSSH's own reading):
+    StrictHostKeyChecking (yes, ask, accept-new, no) and HashKnownHosts."""
+
+    strict: str = "ask"
+    hash_names: bool = False
+
+
+def read_policy(host: str, port: int | None, user: str | None, configs: list[str]) -> Policy:
+    """ssh_config's host key settings for this host, as ``ssh -G`` resolves them (Host and
+    Match blocks, Include) from the files sftpmirror reads (``configs``, as asyncssh does; the
+    system-wide one is not among them); the defaults when OpenSSH's client is not installed.
+    asyncssh reads neither setting."""
+    ssh = shutil.which("ssh")
+    if ssh is None:
+        return Policy()
+    cmd = [ssh, "-G", "-F", configs[0] if configs else os.devnull]
+    if port:
+        cmd += ["-p", str(port)]
+    if user:
+        cmd += ["-l", user]
+    try:
+        done = subprocess.run(
+            [*cmd, "--", host], capture_output=True, text=True, timeout=10, check=False,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return Policy()
+    values = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+    strict = values.get("stricthostkeychecking", "ask").strip().lower()
+    strict = {"true": "yes", "false": "no", "off": "no"}.get(strict, strict)
+    return Policy(strict, values.get("hashknownhosts", "no").strip().lower() == "yes")
+
+
+def key_type(key: asyncssh.SSHKey) -> str:
+    algorithm = key.get_algorithm()
+    return KEY_TYPES.get(algorithm, algorithm)
+
+
+def hashed(name: str) -> str:
+    """A known_hosts name as HashKnownHosts writes it: |1|salt|HMAC-SHA1(salt, name)."""
+    salt = os.urandom(20)
+    digest = hmac.new(salt, name.encode(), hashlib.sha1).digest()
+    return f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
 
 
 def host_pattern(host: str, port: int | None) -> str:
@@ -82,10 +153,14 @@ class HostKeyCheck:
     """Checks against ``paths`` (ssh_config's UserKnownHostsFile may name several); a newly
     accepted key is appended to the first."""
 
-    def __init__(self, paths: Sequence[Path], *, accept_new: bool) -> None:
+    def __init__(
+        self, paths: Sequence[Path], *, accept_new: bool, hash_names: bool = False
+    ) -> None:
         self.paths = list(paths)
         self.path = self.paths[0]
         self.accept_new = accept_new
+        self.hash_names = hash_names
+        self.added: str | None = None  # "Permanently added …", once a key was recorded
         self.host = ""
         self.port: int | None = None
         self.known: list[asyncssh.SSHKey] = []
@@ -115,6 +190,14 @@ class HostKeyCheck:
         self.authorities = list(result[1])
         return tuple(result)
 
+    def keys_for(self, host: str, port: int | None) -> list[asyncssh.SSHKey]:
+        """The keys known_hosts trusts for this host (by name), before connecting."""
+        try:
+            self.match(host, "", port)
+        except HostKeyError:
+            return []
+        return list(self.known)
+
     @property
     def authorities_only(self) -> bool:
         """known_hosts trusts a certificate authority for this host and no key of its own."""
@@ -126,10 +209,15 @@ class HostKeyCheck:
             return False
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         algorithm, data = key.export_public_key("openssh").decode().split()[:2]
-        line = f"{host_pattern(host, port)} {algorithm} {data}\n"
+        name = host_pattern(host, port)
+        line = f"{hashed(name) if self.hash_names else name} {algorithm} {data}\n"
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "a", encoding="ascii") as f:
             f.write(line)
+        self.added = (
+            f"Permanently added '{name}' ({key_type(key)}) to the list of known hosts "
+            f"({self.path}): {key.get_fingerprint('sha256')}"
+        )
         return True
 
     def error(self, reason: str = "") -> HostKeyError:
@@ -154,10 +242,11 @@ class HostKeyCheck:
             )
         if self.offered is None and self.revoked:
             return self.error("revoked")
+        kind = f"{key_type(self.offered)} key " if self.offered else "key "
         return HostKeyError(
-            f"unknown host {where}: its key {offered} is not in {self.path}",
-            hint="check the fingerprint with the server's administrator, then run again with "
-            "--accept-new-host-key (or add it with ssh-keyscan)",
+            f"unknown host {where}: its {kind}{offered} is not in {self.path}",
+            hint="compare that fingerprint with the one your host's control panel shows (or "
+            "ask its administrator); if they match, run again with --accept-new-host-key",
         )
 
     def no_certificate(self) -> HostKeyError:

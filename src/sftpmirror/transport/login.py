@@ -63,6 +63,8 @@ class LoginTrace:
     attempts: list[Attempt] = field(default_factory=list)
     succeeded: bool = False
     identities_named: bool = False
+    notices: list[str] = field(default_factory=list)  # said once the login is done
+    asked_first: bool = False  # the password was asked for before any key (a terminal)
 
     def add(self, method: str, detail: str = "") -> None:
         self.attempts.append(Attempt(method, detail))
@@ -73,24 +75,37 @@ class LoginTrace:
 
 
 class PasswordSource:
-    """The password, from a Secret or asked once on the terminal; handed out at most once."""
+    """The password: a Secret, handed out once (a wrong one will not become right), or asked on
+    the terminal, up to ``PROMPTS`` times (OpenSSH's NumberOfPasswordPrompts) while the server
+    lets us try again."""
+
+    PROMPTS = 3
 
     def __init__(self, secret: Secret | None, prompt: str | None) -> None:
         self._secret = secret
         self._prompt = prompt if secret is None and sys.stdin.isatty() else None
-        self.used = False
+        self.taken = 0
+
+    @property
+    def used(self) -> bool:
+        return self.taken > 0
 
     @property
     def available(self) -> bool:
-        return not self.used and (self._secret is not None or self._prompt is not None)
+        if self._secret is not None:
+            return self.taken == 0
+        return self._prompt is not None and self.taken < self.PROMPTS
 
     async def take(self) -> str | None:
         if not self.available:
             return None
-        self.used = True
         if self._secret is not None:
+            self.taken += 1
             return self._secret.reveal()
         assert self._prompt is not None
+        if self.taken:
+            print("Permission denied, please try again.", file=sys.stderr)
+        self.taken += 1
         return await asyncio.to_thread(getpass.getpass, self._prompt)
 
 

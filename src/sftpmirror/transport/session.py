@@ -254,6 +254,11 @@ class Session:
         with self._mapped():
             await self._sftp.rename(old, new)
 
+    async def link(self, old: str, new: str) -> None:
+        """A hard link (hardlink@openssh.com); Unsupported where the server lacks it."""
+        with self._mapped():
+            await self._sftp.link(old, new)
+
     async def posix_rename(self, old: str, new: str) -> None:
         """Atomic replace (posix-rename@openssh.com); Unsupported where the server lacks it."""
         with self._mapped():

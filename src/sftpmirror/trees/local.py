@@ -300,6 +300,23 @@ class LocalTree:
                 raise TreeError(f"{new} exists")
             await asyncio.to_thread(os.rename, source, target)
 
+    async def link(self, old: str, new: str) -> None:
+        with _mapped():
+            await asyncio.to_thread(os.link, self._full(old), self._full(new))
+
+    async def link_into_place(self, source: str, final: str, *, tag: str) -> None:
+        target = self._full(final)
+        directory, name = os.path.split(target)
+        tmp = os.path.join(directory, temp_name(name, tag))
+        with _mapped():
+            await asyncio.to_thread(os.link, self._full(source), tmp)
+            try:
+                await asyncio.to_thread(os.replace, tmp, target)
+            except BaseException:
+                with suppress(OSError):
+                    os.unlink(tmp)
+                raise
+
     @asynccontextmanager
     async def open_log(self, path: str) -> AsyncIterator[FileWriter]:
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW

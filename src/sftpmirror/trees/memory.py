@@ -233,6 +233,22 @@ class MemoryTree:
             raise NotFound(old)
         self.files[new] = self.files.pop(old)
 
+    async def link(self, old: str, new: str) -> None:
+        self._check("link", new)
+        if old not in self.files:
+            raise NotFound(old)
+        if new in self.files:
+            raise TreeError(f"{new} exists")
+        self._need_dir(posixpath.dirname(new))
+        self.files[new] = self.files[old]
+
+    async def link_into_place(self, source: str, final: str, *, tag: str) -> None:
+        self._check("rename", final)
+        if source not in self.files:
+            raise NotFound(source)
+        self._need_dir(posixpath.dirname(final))
+        self.files[final] = self.files[source]
+
     @asynccontextmanager
     async def open_log(self, path: str) -> AsyncIterator[FileWriter]:
         self._check("open_write", path)

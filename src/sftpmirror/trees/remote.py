@@ -261,6 +261,22 @@ class RemoteTree:
     async def rename(self, old: str, new: str) -> None:
         await self.session.rename(self._full(old), self._full(new))
 
+    async def link(self, old: str, new: str) -> None:
+        await self.session.link(self._full(old), self._full(new))
+
+    async def link_into_place(self, source: str, final: str, *, tag: str) -> None:
+        target = self._full(final)
+        directory, name = posixpath.split(target)
+        tmp = posixpath.join(directory, temp_name(name, tag))
+        await self.session.link(self._full(source), tmp)
+        try:
+            rel_tmp = posixpath.join(posixpath.dirname(final), posixpath.basename(tmp))
+            await self._rename(tmp, target, final, rel_tmp, None)
+        except BaseException:
+            with suppress(TreeError, RemoteError):
+                await asyncio.shield(self.session.remove(tmp))
+            raise
+
     @asynccontextmanager
     async def open_log(self, path: str) -> AsyncIterator[FileWriter]:
         writer = await self.session.create(self._full(path), 0o600, replace=True)

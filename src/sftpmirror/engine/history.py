@@ -1,0 +1,251 @@
+"""History and backups: every deploy recorded on the server, and the files it replaced or
+deleted kept, so a deploy can be undone without uploading anything (issue 18).
+
+Beside the manifest (the deploy's state directory):
+
+    .sftpmirror-history.json          the deploys, oldest first (at most MAX_RECORDS)
+    .sftpmirror-backups/<id>/
+        manifest.json.gz              the manifest as it was before deploy <id>
+        index.json                    the paths kept under files/ (for pruning)
+        files/<path>                  each file <id> replaced (a hard link: no copy) or deleted
+                                      (renamed here: the same rename a delete would be)
+
+A record: ``id``, ``kind`` ("deploy" or "rollback"), ``time``, ``user``, ``host``, ``ci``,
+``commit`` (the source's git commit, when it is in a work tree), ``counts``, ``backup``
+(whether its files were kept), and ``live``: the deploy whose files are live after it (itself
+for a deploy; the one it put back for a rollback). Backups need ``hardlink@openssh.com`` for
+replaced files; without it a deploy keeps none and says so (its deletes still go aside).
+The last ``keep`` deploys' backups are kept; older ones are removed after a deploy that went
+well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import posixpath
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sftpmirror.engine.hashing import HASH_CHUNK
+from sftpmirror.engine.lock import CI_RUN_VARIABLES
+from sftpmirror.engine.manifest import Manifest, ManifestStore
+from sftpmirror.engine.model import Entry, Kind
+from sftpmirror.engine.tree import NotFound, Tree, TreeError, Unsupported, read_chunks
+
+HISTORY = ".sftpmirror-history.json"
+BACKUPS = ".sftpmirror-backups"
+MAX_RECORDS = 200
+MAX_HISTORY_BYTES = 4 << 20
+DEFAULT_KEEP = 3
+
+
+def new_id() -> str:
+    """A deploy's id: its UTC time, sortable, and 4 random hex digits."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + os.urandom(2).hex()
+
+
+def git_commit(source: Path) -> str | None:
+    """The commit of the work tree ``source`` is in, if any (``git rev-parse HEAD``)."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=False, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = done.stdout.strip()
+    return commit if done.returncode == 0 and len(commit) >= 40 else None
+
+
+def record(kind: str, deploy_id: str, live: str, **fields: Any) -> dict[str, Any]:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "?"
+    ci = next((f"{v}={os.environ[v]}" for v in CI_RUN_VARIABLES if os.environ.get(v)), None)
+    return {
+        "id": deploy_id,
+        "kind": kind,
+        "live": live,
+        "time": int(time.time()),
+        "user": user,
+        "host": socket.gethostname(),
+        "ci": ci,
+        **fields,
+    }
+
+
+@dataclass
+class History:
+    """The history file of one destination."""
+
+    tree: Tree
+    directory: str
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        return posixpath.join(self.directory, HISTORY) if self.directory else HISTORY
+
+    def backup_dir(self, deploy_id: str) -> str:
+        base = posixpath.join(self.directory, BACKUPS) if self.directory else BACKUPS
+        return posixpath.join(base, deploy_id)
+
+    async def load(self) -> History:
+        try:
+            data = bytearray()
+            async with self.tree.open_read(self.path) as reader:
+                async for chunk in read_chunks(reader, HASH_CHUNK):
+                    data += chunk
+                    if len(data) > MAX_HISTORY_BYTES:
+                        return self
+            loaded = json.loads(bytes(data))
+        except (NotFound, ValueError):
+            return self
+        if isinstance(loaded, list):
+            self.records = [r for r in loaded if isinstance(r, dict) and "id" in r]
+        return self
+
+    async def append(self, entry: dict[str, Any]) -> None:
+        self.records = [*self.records, entry][-MAX_RECORDS:]
+        await self.save()
+
+    async def save(self) -> None:
+        """Write the records as they are (after a prune changed some)."""
+        data = json.dumps(self.records, indent=1).encode()
+        item = Entry(self.path, Kind.FILE, len(data), int(time.time()), 0o600)
+        async with self.tree.open_write(item, perms=True) as writer:
+            await writer.write(data, 0)
+
+    def live(self) -> str | None:
+        """The deploy whose files are live now."""
+        return str(self.records[-1].get("live")) if self.records else None
+
+    def deploys(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("kind") == "deploy"]
+
+    async def prune(self, keep: int) -> int:
+        """Remove the backups of all but the last ``keep`` deploys; how many were removed."""
+        kept = {r["id"] for r in self.deploys()[-keep:]} if keep > 0 else set()
+        removed = 0
+        for entry in self.deploys():
+            if entry["id"] in kept or not entry.get("backup"):
+                continue
+            await Backup(self.tree, self.backup_dir(entry["id"])).remove()
+            entry["backup"] = False
+            removed += 1
+        return removed
+
+
+class Backup:
+    """The backup area of one deploy."""
+
+    def __init__(self, tree: Tree, directory: str) -> None:
+        self.tree = tree
+        self.directory = directory
+        self.enabled = True
+        self.kept: list[str] = []
+        self.missing: list[str] = []  # replaced, but could not be kept (not ours to link)
+        self._made: set[str] = set()
+
+    def file(self, path: str) -> str:
+        return posixpath.join(self.directory, "files", path)
+
+    @property
+    def manifest_store(self) -> ManifestStore:
+        return ManifestStore(
+            self.tree, posixpath.join(self.directory, "manifest.json.gz"), in_mirrored_tree=False
+        )
+
+    async def start(self, before: Manifest) -> None:
+        await self._mkdirs(self.directory)
+        await self.manifest_store.save(before)
+
+    async def _mkdirs(self, path: str) -> None:
+        parts = path.split("/")
+        for n in range(1, len(parts) + 1):
+            sub = "/".join(parts[:n])
+            if not sub or sub in self._made or sub == "..":
+                continue
+            try:
+                await self.tree.mkdir(Entry(sub, Kind.DIR, mode=0o700), perms=True)
+            except TreeError:
+                if await self.tree.file_type(sub) != "dir":
+                    raise
+            self._made.add(sub)
+
+    async def link(self, path: str) -> bool:
+        """Keep the file at ``path`` (about to be replaced) as a hard link; False when the tree
+        cannot link (then no more backups this run)."""
+        if not self.enabled:
+            return False
+        target = self.file(path)
+        await self._mkdirs(posixpath.dirname(target))
+        try:
+            await self.tree.link(path, target)
+        except Unsupported:
+            self.enabled = False
+            return False
+        except TreeError:  # e.g. Linux's protected_hardlinks: a file another user owns
+            self.missing.append(path)
+            return False
+        self.kept.append(path)
+        return True
+
+    async def move(self, path: str) -> None:
+        """Delete ``path`` by moving it here."""
+        target = self.file(path)
+        await self._mkdirs(posixpath.dirname(target))
+        await self.tree.rename(path, target)
+        self.kept.append(path)
+
+    async def finish(self) -> None:
+        data = json.dumps({"kept": sorted(self.kept), "missing": sorted(self.missing)}).encode()
+        entry = Entry(posixpath.join(self.directory, "index.json"), Kind.FILE, len(data), 0, 0o600)
+        async with self.tree.open_write(entry, perms=True) as writer:
+            await writer.write(data, 0)
+
+    async def read_before(self) -> Manifest | None:
+        manifest, _ = await self.manifest_store.load()
+        return manifest
+
+    async def index(self) -> tuple[list[str], list[str]]:
+        """(kept, missing) as the backup's index says."""
+        try:
+            async with self.tree.open_read(posixpath.join(self.directory, "index.json")) as r:
+                data = b"".join([c async for c in read_chunks(r, HASH_CHUNK)])
+            doc = json.loads(data)
+        except (TreeError, ValueError):
+            return [], []
+        if not isinstance(doc, dict):
+            return [], []
+        kept = [p for p in doc.get("kept", []) if isinstance(p, str)]
+        return kept, [p for p in doc.get("missing", []) if isinstance(p, str)]
+
+    async def remove(self) -> None:
+        """Remove the backup: its files, their directories, its manifest and index."""
+        kept, _ = await self.index()
+        dirs: set[str] = set()
+        for path in kept:
+            with contextlib.suppress(TreeError):
+                await self.tree.remove(Entry(self.file(path), Kind.FILE))
+            parent = posixpath.dirname(path)
+            while parent:
+                dirs.add(parent)
+                parent = posixpath.dirname(parent)
+        for name in ("index.json", "manifest.json.gz"):
+            with contextlib.suppress(TreeError):
+                await self.tree.remove(Entry(posixpath.join(self.directory, name), Kind.FILE))
+        for sub in sorted(dirs, key=lambda d: -d.count("/")):
+            with contextlib.suppress(TreeError):
+                await self.tree.rmdir(Entry(self.file(sub), Kind.DIR))
+        for sub in (posixpath.join(self.directory, "files"), self.directory):
+            with contextlib.suppress(TreeError):
+                await self.tree.rmdir(Entry(sub, Kind.DIR))
