@@ -25,7 +25,9 @@ __all__ = [
 ]
 
 #: Remote paths that are not part of the mirrored content.
-IGNORED = frozenset({".sftpmirror-manifest.json.gz"})
+# sftpmirror's own state in the web root: the manifest, the history, the backups (a prefix).
+IGNORED = frozenset({".sftpmirror-manifest.json.gz", ".sftpmirror-history.json"})
+IGNORED_DIRS = (".sftpmirror-backups/",)
 
 _CHUNK = 1 << 20
 
@@ -92,6 +94,8 @@ def compare_trees(expected: Path, actual: Path, ignore: Collection[str] = IGNORE
     have, have_other = _entries(actual)
     for rel in ignore:
         have.pop(rel, None)
+    for rel in [r for r in have if r.startswith(IGNORED_DIRS)]:
+        del have[rel]
     diff = TreeDiff(
         missing=sorted(set(want) - set(have)),
         extra=sorted(set(have) - set(want)),

@@ -21,6 +21,7 @@ well.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import getpass
 import json
@@ -29,6 +30,7 @@ import posixpath
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,9 +166,28 @@ class Backup:
             self.tree, posixpath.join(self.directory, "manifest.json.gz"), in_mirrored_tree=False
         )
 
-    async def start(self, before: Manifest) -> None:
+    async def start(self, before: Manifest, paths: Sequence[str] = ()) -> None:
+        """Make the backup area, with the directories ``paths`` (files the deploy may replace
+        or delete) will need: level by level, each level's at once (round trips: the depth,
+        not the number of directories); then keep ``before``."""
         await self._mkdirs(self.directory)
+        wanted = {posixpath.dirname(self.file(p)) for p in paths}
+        levels: dict[int, set[str]] = {}
+        for directory in wanted:
+            while directory and directory != self.directory and directory not in self._made:
+                levels.setdefault(directory.count("/"), set()).add(directory)
+                directory = posixpath.dirname(directory)
+        for depth in sorted(levels):
+            await asyncio.gather(*(self._mkdir_one(d) for d in sorted(levels[depth])))
         await self.manifest_store.save(before)
+
+    async def _mkdir_one(self, directory: str) -> None:
+        try:
+            await self.tree.mkdir(Entry(directory, Kind.DIR, mode=0o700), perms=True)
+        except TreeError:
+            if await self.tree.file_type(directory) != "dir":
+                raise
+        self._made.add(directory)
 
     async def _mkdirs(self, path: str) -> None:
         parts = path.split("/")

@@ -19,7 +19,6 @@ for a human who knows the holder is gone. ``--dry-run`` takes no lock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import getpass
 import json
 import os
@@ -253,11 +252,13 @@ async def _remove_tree(tree: Tree, path: str, tokens: list[str]) -> bool:
     """Remove the lock directory and what can be in it: the holder, and a temporary of it
     that a holder killed while rewriting it left (tagged with its token)."""
     names = [HOLDER] + [temp_name(HOLDER, t[:8]) for t in tokens if len(t) >= 8]
-    for name in names:
-        with contextlib.suppress(TreeError):
-            await tree.remove(Entry(posixpath.join(path, name), Kind.FILE))
-    try:
-        await tree.rmdir(Entry(path, Kind.DIR))
-    except TreeError:
-        return False
-    return True
+    # All at once, the directory last: a server answers a session's requests in order.
+    done = await asyncio.gather(
+        *(tree.remove(Entry(posixpath.join(path, name), Kind.FILE)) for name in names),
+        tree.rmdir(Entry(path, Kind.DIR)),
+        return_exceptions=True,
+    )
+    for result in done:
+        if isinstance(result, BaseException) and not isinstance(result, TreeError):
+            raise result
+    return not isinstance(done[-1], BaseException)

@@ -24,7 +24,7 @@ from sftpmirror.engine.history import DEFAULT_KEEP, Backup, History, new_id, rec
 from sftpmirror.engine.lock import DeployLock
 from sftpmirror.engine.manifest import DEFAULT_NAME as DEFAULT_MANIFEST
 from sftpmirror.engine.manifest import Manifest, ManifestStore
-from sftpmirror.engine.model import Kind, Listing, Plan, Report
+from sftpmirror.engine.model import Kind, Listing, Op, Plan, Report
 from sftpmirror.engine.plan import DEFAULT_PROTECT, PAGE_SUFFIXES, PlanOptions, plan
 from sftpmirror.engine.reporter import Reporter
 from sftpmirror.engine.transfer import execute
@@ -220,7 +220,12 @@ async def _mirror(
     if state is not None and store is not None and state.keep > 0 and the_plan.phases:
         history = await History(dst, state.directory).load()
         backup = Backup(dst, history.backup_dir(deploy_id))
-        await backup.start(old or Manifest())
+        kept = [
+            a.path
+            for a in the_plan.actions()
+            if a.op in (Op.REPLACE, Op.DELETE, Op.CLEAR) and a.entry.kind is Kind.FILE
+        ]
+        await backup.start(old or Manifest(), kept)
     try:
         report = await execute(
             the_plan, src, dst, jobs=options.jobs, perms=options.perms, reporter=reporter,

@@ -171,20 +171,21 @@ async def connect(
     where = f"{host}:{port}"
     trace = trace if trace is not None else LoginTrace()
     trace.methods = method_order(options, tuple(resolved.preferred_auth or ()))
-    policy = await asyncio.to_thread(
-        read_policy, spec.host, spec.port, spec.user, _config_files(options)
-    )
-    strict = "accept-new" if options.accept_new_host_key else policy.strict
     host_keys = HostKeyCheck(
-        known_hosts_paths(options, resolved),
-        accept_new=strict in ("accept-new", "no"),
-        hash_names=policy.hash_names,
+        known_hosts_paths(options, resolved), accept_new=options.accept_new_host_key
     )
-    if strict == "no":
-        log.warning("StrictHostKeyChecking no: an unknown host key is trusted unchecked")
     # A host known_hosts has no key for gets OpenSSH's order (ED25519 first), so the key shown
     # is the one a control panel lists; a known one, asyncssh's: the known key's type first.
     known = host_keys.keys_for(host, port) or host_keys.authorities
+    if not known:  # ssh_config's say on unknown keys matters only then (ssh -G: a process)
+        policy = await asyncio.to_thread(
+            read_policy, spec.host, spec.port, spec.user, _config_files(options)
+        )
+        strict = "accept-new" if options.accept_new_host_key else policy.strict
+        host_keys.accept_new = strict in ("accept-new", "no")
+        host_keys.hash_names = policy.hash_names
+        if strict == "no":
+            log.warning("StrictHostKeyChecking no: an unknown host key is trusted unchecked")
     host_key_algs: Any = () if known else list(FIRST_CONTACT_ALGS)  # (): asyncssh's choice
     explicit_keys = bool(resolved.config.get("IdentityFile", ()))
     if _asks_for_a_password(options) and PUBLICKEY in trace.methods and not resolved.preferred_auth:
