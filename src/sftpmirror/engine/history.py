@@ -101,6 +101,7 @@ class History:
         return posixpath.join(base, deploy_id)
 
     async def load(self) -> History:
+        """Read the records (none when there is no history yet, or it is not ours)."""
         try:
             data = bytearray()
             async with self.tree.open_read(self.path) as reader:

@@ -11,9 +11,11 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Awaitable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sftpmirror.engine import chmod, journal, manifest
 from sftpmirror.engine.chmod import DEFAULT_RULES, ChmodRules
@@ -206,35 +208,39 @@ async def _mirror(
         return the_plan, Report(dry_run=True)
     on_server = old  # what the manifest on the server says at each moment
     changing = manifest.touched(the_plan)
+    # Before the first change, at once (their round trips overlap): the manifest without the
+    # records of what will change, the journal, and the backup area with the manifest as it is.
+    preparing: list[Awaitable[Any]] = []
     if store is not None and old is not None and (changing or (found and found.done)):
         on_server = manifest.without(old, changing)
-        await store.save(on_server)
+        preparing.append(store.save(on_server))
     tag = new_tag()
     writer: journal.Writer | None = None
     if state is not None and (the_plan.phases or the_plan.conflicts):
         writer = journal.Writer(dst, state.journal_path, records=store is not None)
-        await writer.start(sorted({tag, *(found.tags if found else ())}))
+        preparing.append(writer.start(sorted({tag, *(found.tags if found else ())})))
     backup: Backup | None = None
     history: History | None = None
     deploy_id = new_id()
     if state is not None and store is not None and state.keep > 0 and the_plan.phases:
-        history = await History(dst, state.directory).load()
+        history = History(dst, state.directory)
         backup = Backup(dst, history.backup_dir(deploy_id))
         kept = [
             a.path
             for a in the_plan.actions()
             if a.op in (Op.REPLACE, Op.DELETE, Op.CLEAR) and a.entry.kind is Kind.FILE
         ]
-        await backup.start(old or Manifest(), kept)
+        preparing += [history.load(), backup.start(old or Manifest(), kept)]
+    await _all(preparing)
     try:
         report = await execute(
             the_plan, src, dst, jobs=options.jobs, perms=options.perms, reporter=reporter,
             tag=tag, journal=writer, backup=backup,
         )  # fmt: skip
-        if writer is not None:
-            await writer.close()
-        if backup is not None:
-            await backup.finish()
+        await _all(
+            ([writer.close()] if writer is not None else [])
+            + ([backup.finish()] if backup is not None else [])
+        )
     except BaseException:
         if writer is not None:
             await asyncio.shield(writer.abandon())
@@ -281,6 +287,14 @@ async def _record(
     )  # fmt: skip
     if await history.prune(state.keep):
         await history.save()
+
+
+async def _all(steps: Sequence[Awaitable[Any]]) -> None:
+    """Await every step at once; the first error is raised once all have ended."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 def _kept_line(kept: tuple[str, ...], no_manifest: bool) -> str:
