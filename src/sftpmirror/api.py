@@ -13,8 +13,10 @@ import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from sftpmirror.engine.adopt import Adopted
+from sftpmirror.engine.adopt import adopt as adopt_trees
 from sftpmirror.engine.deploy import DeployState
-from sftpmirror.engine.history import History, git_commit
+from sftpmirror.engine.history import History, git_commit, is_ancestor
 from sftpmirror.engine.manifest import ManifestStore, inside_path
 from sftpmirror.engine.mirror import (
     DEFAULT_JOBS,
@@ -27,7 +29,7 @@ from sftpmirror.engine.mirror import mirror as mirror_trees
 from sftpmirror.engine.reporter import NullReporter, Reporter
 from sftpmirror.engine.retry import with_reconnects
 from sftpmirror.engine.rollback import rollback as rollback_tree
-from sftpmirror.engine.tree import Tree
+from sftpmirror.engine.tree import Excludes, Tree
 from sftpmirror.errors import RemoteError, SftpMirrorError, UsageError
 from sftpmirror.result import Result
 from sftpmirror.transport.auth import ConnectOptions
@@ -132,7 +134,11 @@ async def push(
     source = LocalTree(local, follow_symlinks=True)
     reporter = reporter or NullReporter()
     state = deploy_state(options, secrets.token_hex(8))
-    state = dataclasses.replace(state, commit=await asyncio.to_thread(git_commit, local))
+    commit = await asyncio.to_thread(git_commit, local)
+    older = (lambda live: is_ancestor(local, commit, live)) if commit else None
+    state = dataclasses.replace(
+        state, commit=commit, is_older=older if options.refuse_older else None
+    )
     return await _over_sftp(
         _spec(dest),
         connect_options,
@@ -261,3 +267,33 @@ async def history(
     async with open_session(spec, connect_options or ConnectOptions()) as session:
         remote = RemoteTree(session, spec.path, str(spec))
         return list((await History(remote, state.directory).load()).records)
+
+
+async def adopt(
+    local_dir: str | Path,
+    dest: str | RemoteSpec,
+    options: MirrorOptions = DEFAULTS,
+    connect_options: ConnectOptions | None = None,
+    reporter: Reporter | None = None,
+) -> Adopted:
+    """Record in the manifest the remote files that match ``local_dir`` (hashed on the server
+    with ``options.verify``): a site deployed by another tool becomes ours, nothing uploaded."""
+    local = Path(local_dir)
+    if not await asyncio.to_thread(local.is_dir):
+        raise UsageError(f"local directory not found: {local}")
+    if not options.manifest or options.local_manifest is not None:
+        raise UsageError("adopt records into the manifest on the server (not --local-manifest)")
+    reporter = reporter or NullReporter()
+    spec = _spec(dest)
+    state = deploy_state(options, secrets.token_hex(8))
+    manifest_path = options.manifest
+    reporter.phase("connecting")
+    async with open_session(spec, connect_options or ConnectOptions()) as session:
+        remote = RemoteTree(session, spec.path, str(spec), warn=reporter.warning)
+        store = ManifestStore(remote, manifest_path)
+        inside = store.inside
+        reserved = (frozenset({inside}) if inside else frozenset()) | state.reserved()
+        return await adopt_trees(
+            LocalTree(local, follow_symlinks=True), remote, state, store, reporter,
+            excludes=Excludes(options.excludes, reserved), verify=options.verify,
+        )  # fmt: skip

@@ -147,6 +147,7 @@ KEYS: dict[str, Key] = {
     "reconnects": Key(_int(0, 100), "reconnects", "times a lost connection is made again"),
     "lock_wait": Key(_float(0, 86400), "lock_wait", "seconds to wait for another deploy's lock"),
     "keep": Key(_int(0, 1000), "keep", "deploys whose replaced files are kept (rollback)"),
+    "refuse_older": Key(_bool, "refuse_older", "refuse a git commit older than the live one"),
 }
 REQUIRED = ("url", "source")
 PASSWORD_KEYS = ("password_env", "password_file", "password_command")
@@ -361,6 +362,7 @@ def starter_config(
         "reconnects": "3",
         "lock_wait": "0",
         "keep": "3",
+        "refuse_older": "false",
     }
     for key, example in examples.items():
         if key not in recorded:

@@ -82,3 +82,26 @@ def test_a_pull_deletes_locally_only_when_asked(target: Target, tmp_path: Path) 
     assert asked.exit_code == 0, asked.output
     assert not (local / "mine.txt").exists()
     assert_same_tree(target.disk, local, chmod=None)
+
+
+def test_adopt_takes_over_a_site_deployed_by_another_tool(target: Target, tmp_path: Path) -> None:
+    """The site was put there by lftp: nothing is ours, so --delete removes nothing. After
+    adopt (nothing uploaded), the matching files are ours: a later --delete removes those the
+    source dropped, and a file that differs is replaced by the next push."""
+    site = make_site(tmp_path / "site")
+    shutil.copytree(site, target.disk, dirs_exist_ok=True, copy_function=shutil.copy2)
+    if target.kind == "openssh":
+        for path in [target.disk, *target.disk.rglob("*")]:
+            shutil.chown(path, target.user, target.user)
+    (target.disk / "404.html").write_text("changed on the server\n")
+    adopted = run_cli("adopt", "--verify", str(site), target.url(), target=target)
+    assert adopted.exit_code == 0, adopted.output
+    assert "adopted 10 file(s) (10 hashed on the server); 1 differ and 0 are missing" in (
+        adopted.output
+    )
+    (site / "sitemap.xml").unlink()
+    result = run_cli("push", "-v", "--delete", str(site), target.url(), target=target)
+    assert result.exit_code == 0, result.output
+    assert "delete   sitemap.xml  (not in source)" in result.output
+    assert "replace  404.html" in result.output
+    assert_same_tree(site, target.disk)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 from sftpmirror.engine.history import BACKUPS, HISTORY
@@ -75,6 +76,8 @@ def test_three_deploys_two_rollbacks_nothing_uploaded(openssh: Target, tmp_path:
     assert deploys[-1]["live"] == deploys[0]["id"]
     text = run_cli("history", openssh.url(), target=openssh)
     assert text.output.count("rollback") == 2
+    assert "backups kept on the server: 5 deploy(s)" in text.output
+    assert deploys[2]["backup_bytes"] == len(V2["index.html"]) + len(V2["css/site.css"])
 
     again = run_cli("push", "--delete", "-v", str(_write(site, V3)), openssh.url(), target=openssh)
     assert again.exit_code == 0, again.output  # a deploy after a rollback works as any other
@@ -104,3 +107,37 @@ def test_a_dry_run_rollback_changes_nothing(openssh: Target, tmp_path: Path) -> 
     assert "would put back" in result.output
     assert "replace  index.html" in result.output
     assert _inodes(openssh.disk) == before
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@x", "PATH": "/usr/bin:/bin", "HOME": str(repo)}  # fmt: skip
+    done = subprocess.run(["git", "-C", str(repo), *args], env=env, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    return done.stdout.strip()
+
+
+def test_refuse_older_keeps_a_newer_build_live(openssh: Target, tmp_path: Path) -> None:
+    """Two CI runs finishing out of order put old pages back; --refuse-older refuses the
+    older commit (an ancestor of the live deploy's); --force deploys it anyway."""
+    repo = tmp_path / "repo"
+    site = repo / "public"
+    _write(site, V1)
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "v1")
+    old = _git(repo, "rev-parse", "HEAD")
+    _write(site, V2)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "v2")
+    assert (
+        run_cli("push", "--refuse-older", str(site), openssh.url(), target=openssh).exit_code == 0
+    )
+    _git(repo, "checkout", "-q", old)
+    refused = run_cli("push", "--refuse-older", str(site), openssh.url(), target=openssh)
+    assert refused.exit_code == 6, refused.output
+    assert f"refusing to deploy commit {old[:12]}" in refused.output
+    assert _contents(openssh.disk)["index.html"] == V2["index.html"]
+    forced = run_cli("push", "--refuse-older", "--force", str(site), openssh.url(), target=openssh)
+    assert forced.exit_code == 0, forced.output
+    assert _contents(openssh.disk)["index.html"] == V1["index.html"]

@@ -45,7 +45,14 @@ from sftpmirror.errors import (
     UsageError,
 )
 from sftpmirror.reporting.summary import Run, exit_status, summary_line, summary_object
-from sftpmirror.reporting.text import JsonLinesReporter, NullReporter, Reporter, Tee, TextReporter
+from sftpmirror.reporting.text import (
+    JsonLinesReporter,
+    NullReporter,
+    Reporter,
+    Tee,
+    TextReporter,
+    human,
+)
 from sftpmirror.result import Result
 from sftpmirror.transport.auth import ConnectOptions, password_from_env
 from sftpmirror.url import is_remote, parse_remote, redact
@@ -67,6 +74,12 @@ Examples:
   sftpmirror pull sftp://user01@example.org/public_html backup
   sftpmirror pull --delete user01@example.org:public_html backup
   sftpmirror pull production backup     # the target's url into backup/
+"""
+
+EPILOG_ADOPT = """\b
+Examples:
+  sftpmirror adopt public sftp://user01@example.org/public_html
+  sftpmirror adopt --verify production   # hash the server's files: certainty, not mtimes
 """
 
 EPILOG_ROLLBACK = """\b
@@ -373,6 +386,39 @@ def _destination(
     return with_port(target.url, flags), flags
 
 
+@main.command(epilog=EPILOG_ADOPT)
+@_ARGS
+@mirror_options
+@click.pass_context
+def adopt(ctx: click.Context, /, args: tuple[str, ...], **kw: Any) -> None:
+    """Take over a site another tool deployed: record the remote files that match the
+    source in the manifest (hashed on the server with --verify), so a later --delete may
+    remove them. Nothing is uploaded or deleted."""
+    from sftpmirror import api
+
+    flags = flags_from(MirrorFlags, ctx.params)
+    _setup(flags.debug)
+    try:
+        local, remote, _, flags = _resolve(ctx, "push", args, flags)
+        reporter, live, _ = _reporters(flags)
+        coro = api.adopt(
+            local, with_port(remote, flags), mirror_options_from(flags), connect_options(flags),
+            reporter,
+        )  # fmt: skip
+        with live:
+            done = stopping.run(coro)
+    except SftpMirrorError as e:
+        sys.exit(_die(e, flags.debug))
+    except KeyboardInterrupt:
+        sys.exit(_die(Interrupted("interrupted"), flags.debug))
+    how = f" ({done.hashed} hashed on the server)" if done.hashed else " (by size and mtime)"
+    click.echo(
+        f"adopted {done.matched} file(s){how}; {done.differ} differ and {done.missing} are "
+        "missing on the server: the next push sends them"
+    )
+    sys.exit(0)
+
+
 @main.command(epilog=EPILOG_ROLLBACK)
 @click.argument("where", required=False, metavar="[TARGET | DEST]", shell_complete=_complete_target)
 @click.option(
@@ -467,6 +513,10 @@ def history(ctx: click.Context, /, where: str | None, **kw: Any) -> None:
         )
     if not records:
         click.echo("no deploy recorded yet")
+    else:
+        held = sum(int(str(r.get("backup_bytes") or 0)) for r in records if r.get("backup"))
+        kept = sum(1 for r in records if r.get("backup"))
+        click.echo(f"backups kept on the server: {kept} deploy(s), {human(held)}")
 
 
 @main.command(epilog=EPILOG_INIT)

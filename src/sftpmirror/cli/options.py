@@ -126,6 +126,12 @@ def mirror_options(func: F) -> F:
             "`sftpmirror rollback` puts them back without uploading (0: keep none).",
         ),
         click.option(
+            "--refuse-older/--force",
+            default=False,
+            help="Refuse a source whose git commit is older than the live deploy's (an "
+            "ancestor of it); --force deploys it anyway.",
+        ),
+        click.option(
             "--lock-wait",
             type=click.FloatRange(0, 86400),
             default=0.0,
@@ -309,6 +315,7 @@ class MirrorFlags(ConnectionFlags):
     protect: tuple[str, ...] = ()
     no_protect: bool = False
     keep: int = 3
+    refuse_older: bool = False
     chmod: str | None = None
     perms: bool = False
     no_perms: bool = False
@@ -425,6 +432,7 @@ def mirror_options_from(flags: MirrorFlags) -> MirrorOptions:
         break_lock=flags.break_lock,
         delete_foreign=flags.delete_foreign,
         keep=flags.keep,
+        refuse_older=flags.refuse_older,
         protect=(() if flags.no_protect else DEFAULT_PROTECT) + tuple(flags.protect),
         perms=not flags.no_perms,
         chmod=permission_rules(flags),

@@ -9,6 +9,7 @@ destination knows its temporaries by their name (``is_temp``) alone.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sftpmirror.engine import journal, lock
@@ -32,6 +33,8 @@ class DeployState:
     break_lock: bool = False
     keep: int = 0  # deploys whose backups are kept, for rollback (0: none, no history)
     commit: str | None = None  # the source's git commit, for the history
+    # --refuse-older: is this commit an ancestor of the one given (the live deploy's)?
+    is_older: Callable[[str], bool] | None = None
 
     @property
     def journal_path(self) -> str:

@@ -66,6 +66,20 @@ def git_commit(source: Path) -> str | None:
     return commit if done.returncode == 0 and len(commit) >= 40 else None
 
 
+def is_ancestor(source: Path, commit: str, of: str) -> bool:
+    """Is ``commit`` an ancestor of ``of`` (and not the same), in ``source``'s repository?"""
+    if commit == of:
+        return False
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(source), "merge-base", "--is-ancestor", commit, of],
+            capture_output=True, timeout=10, check=False, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
 def record(kind: str, deploy_id: str, live: str, **fields: Any) -> dict[str, Any]:
     try:
         user = getpass.getuser()
@@ -156,6 +170,7 @@ class Backup:
         self.enabled = True
         self.kept: list[str] = []
         self.missing: list[str] = []  # replaced, but could not be kept (not ours to link)
+        self.before = Manifest()
         self._made: set[str] = set()
 
     def file(self, path: str) -> str:
@@ -171,6 +186,7 @@ class Backup:
         """Make the backup area, with the directories ``paths`` (files the deploy may replace
         or delete) will need: level by level, each level's at once (round trips: the depth,
         not the number of directories); then keep ``before``."""
+        self.before = before
         await self._mkdirs(self.directory)
         wanted = {posixpath.dirname(self.file(p)) for p in paths}
         levels: dict[int, set[str]] = {}
@@ -228,8 +244,14 @@ class Backup:
         await self.tree.rename(path, target)
         self.kept.append(path)
 
+    @property
+    def size(self) -> int:
+        """Bytes the kept files hold (as the manifest before the deploy recorded them)."""
+        return sum(r.size for p in self.kept if (r := self.before.files.get(p)) is not None)
+
     async def finish(self) -> None:
-        data = json.dumps({"kept": sorted(self.kept), "missing": sorted(self.missing)}).encode()
+        doc = {"kept": sorted(self.kept), "missing": sorted(self.missing), "bytes": self.size}
+        data = json.dumps(doc).encode()
         entry = Entry(posixpath.join(self.directory, "index.json"), Kind.FILE, len(data), 0, 0o600)
         async with self.tree.open_write(entry, perms=True) as writer:
             await writer.write(data, 0)

@@ -56,6 +56,7 @@ class MirrorOptions:
     delete_foreign: bool = False  # delete also what the manifest does not say we deployed
     protect: tuple[str, ...] = DEFAULT_PROTECT  # never deleted (gitignore patterns)
     keep: int = DEFAULT_KEEP  # deploys whose replaced and deleted files are kept (rollback)
+    refuse_older: bool = False  # refuse a commit older than the live deploy's (git)
     lock_wait: float = 0.0  # seconds to wait for another deploy's lock (push)
     break_lock: bool = False  # take the lock even if another deploy holds it
 
@@ -164,6 +165,8 @@ async def _mirror(
     )  # fmt: skip
     if not src_listing.root_exists:
         raise missing_source(f"source directory not found: {src.label}")
+    if state is not None and state.is_older is not None and state.commit:
+        await _refuse_older(dst, state)
     if options.perms and options.chmod is not None:
         chmod.apply_to(src_listing, options.chmod)
     reporter.phase("comparing")
@@ -283,7 +286,7 @@ async def _record(
     counts = {op.value: n for op, n in report.done.items() if n}
     await history.append(
         record("deploy", deploy_id, deploy_id, commit=state.commit, counts=counts,
-               backup=backup.enabled)
+               backup=backup.enabled, backup_bytes=backup.size)
     )  # fmt: skip
     if await history.prune(state.keep):
         await history.save()
@@ -295,6 +298,23 @@ async def _all(steps: Sequence[Awaitable[Any]]) -> None:
     for result in results:
         if isinstance(result, BaseException):
             raise result
+
+
+async def _refuse_older(dst: Tree, state: DeployState) -> None:
+    """--refuse-older: a deploy whose commit is an ancestor of the live one's is refused (an
+    old CI run finishing after a newer one would put old pages back)."""
+    history = await History(dst, state.directory).load()
+    live = history.live()
+    entry = next((r for r in reversed(history.records) if r.get("id") == live), None)
+    theirs = entry.get("commit") if entry else None
+    if not isinstance(theirs, str) or state.commit is None or state.is_older is None:
+        return
+    if await asyncio.to_thread(state.is_older, theirs):
+        raise SafetyError(
+            f"refusing to deploy commit {state.commit[:12]}: it is older than the live "
+            f"deploy's {theirs[:12]} ({live})",
+            hint="a newer build is live; --force deploys this one anyway",
+        )
 
 
 def _kept_line(kept: tuple[str, ...], no_manifest: bool) -> str:

@@ -171,7 +171,7 @@ async def _rollback(
     rolled_back = [s.deploy for s in steps]
     await history.append(
         record("rollback", rollback_id, target, counts=counts, backup=backup.enabled,
-               rolled_back=rolled_back)
+               backup_bytes=backup.size, rolled_back=rolled_back)
     )  # fmt: skip
     if state.keep:
         await history.prune(state.keep)
