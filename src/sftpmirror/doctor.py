@@ -20,21 +20,24 @@ from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sftpmirror.engine.history import History
 from sftpmirror.engine.tree import NotFound, TreeError, Unsupported
 from sftpmirror.errors import HostKeyError, SftpMirrorError
 from sftpmirror.findings import INFO, OK, PROBLEM, SKIPPED, SYMBOLS, WARNING
+from sftpmirror.reporting.text import human
 from sftpmirror.transport.auth import KBDINT, PASSWORD, PUBLICKEY, ConnectOptions
 from sftpmirror.transport.connect import allowed_methods, open_session, resolve
 from sftpmirror.transport.diagnose import connect_failure
 from sftpmirror.transport.login import LoginTrace
 from sftpmirror.transport.session import Facts, Session
+from sftpmirror.trees.remote import RemoteTree
 from sftpmirror.url import RemoteSpec
 
 LOW_SPACE = 100 << 20
 CHECKS = (
     "destination", "tcp", "ssh", "algorithms", "host-key", "auth-methods", "login", "sftp",
     "extensions", "limits", "login-directory", "dest-exists", "dest-writable", "free-space",
-    "clock-skew",
+    "clock-skew", "history",
 )  # fmt: skip
 
 
@@ -181,6 +184,37 @@ async def _sftp_checks(report: DoctorReport, session: Session, path: str) -> Non
         )
     else:
         report.add("extensions", OK, listed)
+    await _history(report, session, path, hardlinks=present.get("hardlink"))
+
+
+async def _history(
+    report: DoctorReport, session: Session, path: str, *, hardlinks: bool | None
+) -> None:
+    """The deploys recorded in the destination, and what their backups hold; whether the
+    server can keep backups at all (rollback needs hard links)."""
+    tree = RemoteTree(session, path, path or ".")
+    try:
+        records = (await History(tree, "").load()).records
+    except (TreeError, SftpMirrorError):
+        records = []
+    kept = [r for r in records if r.get("backup")]
+    held = sum(int(str(r.get("backup_bytes") or 0)) for r in kept)
+    detail = (
+        f"{len(records)} deploy(s) recorded, the live one {records[-1].get('live')}; backups of "
+        f"{len(kept)} hold {human(held)}"
+        if records
+        else "no deploy recorded here yet"
+    )
+    if hardlinks is False:
+        report.add(
+            "history",
+            WARNING,
+            detail + "; the server offers no hardlink@openssh.com: deploys keep no backups, so "
+            "a rollback cannot be made without uploading",
+            "OpenSSH's sftp-server offers it (remove '-P hardlink' from the internal-sftp flags)",
+        )
+    else:
+        report.add("history", INFO, detail)
 
 
 async def _login_directory(report: DoctorReport, session: Session) -> None:

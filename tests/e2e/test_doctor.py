@@ -120,3 +120,16 @@ def test_session_closed_after_login_is_explained(tmp_path: Path) -> None:
     assert result.exit_code == 5, result.output
     assert "accepted the login but gave no SFTP session" in result.output
     assert "bad ownership or modes for chroot directory" in result.output
+
+
+def test_doctor_reports_the_history_and_what_backups_hold(target: Target, tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site")
+    for n in range(2):
+        (site / "index.html").write_text(f"<p>{n}</p>\n" * (n + 1))
+        assert run_cli("push", str(site), target.url(), target=target).exit_code == 0
+    code, report = doctor_json(target.url(), target=target)
+    assert code == 0
+    history = by_name(report)["history"]
+    assert history["status"] == "info"
+    assert history["detail"].startswith("2 deploy(s) recorded, the live one ")
+    assert "backups of 2 hold" in history["detail"]

@@ -25,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "config": {"base", "engine"},
     "result": {"base", "engine", "reporting"},
     "api": {"base", "engine", "reporting", "transport", "trees", "result", "config"},
-    "doctor": {"base", "engine", "transport"},
+    "doctor": {"base", "engine", "transport", "trees", "reporting"},
     "server": {"base", "transport"},
     "cli": {
         "base",
