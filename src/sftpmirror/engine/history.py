@@ -207,17 +207,12 @@ class Backup:
         self._made.add(directory)
 
     async def _mkdirs(self, path: str) -> None:
+        """``path`` and its parents, each made once."""
         parts = path.split("/")
         for n in range(1, len(parts) + 1):
             sub = "/".join(parts[:n])
-            if not sub or sub in self._made or sub == "..":
-                continue
-            try:
-                await self.tree.mkdir(Entry(sub, Kind.DIR, mode=0o700), perms=True)
-            except TreeError:
-                if await self.tree.file_type(sub) != "dir":
-                    raise
-            self._made.add(sub)
+            if sub and sub not in self._made and sub != "..":
+                await self._mkdir_one(sub)
 
     async def link(self, path: str) -> bool:
         """Keep the file at ``path`` (about to be replaced) as a hard link; False when the tree
