@@ -84,14 +84,15 @@ def test_three_deploys_two_rollbacks_nothing_uploaded(openssh: Target, tmp_path:
     assert_same_tree(site, openssh.disk)
 
 
-def test_backups_are_kept_for_the_last_deploys_only(openssh: Target, tmp_path: Path) -> None:
+def test_backups_are_kept_for_the_last_deploys_only(target: Target, tmp_path: Path) -> None:
     site = tmp_path / "site"
     for n in range(5):
-        _write(site, {"index.html": f"<p>{n}</p>\n" * (n + 1)})
-        result = run_cli("push", "--keep", "2", str(site), openssh.url(), target=openssh)
+        page = f"<p>{n}</p>\n" * (n + 1)
+        _write(site, {"index.html": page, "docs/a/b/page.html": page})  # nested: rmdir order
+        result = run_cli("push", "--keep", "2", str(site), target.url(), target=target)
         assert result.exit_code == 0, result.output
-    kept = sorted(os.listdir(openssh.disk / BACKUPS))
-    records = json.loads((openssh.disk / HISTORY).read_text())
+    kept = sorted(os.listdir(target.disk / BACKUPS))
+    records = json.loads((target.disk / HISTORY).read_text())
     assert kept == sorted(r["id"] for r in records[-2:])
     assert [r["backup"] for r in records] == [False, False, False, True, True]
 

@@ -10,7 +10,6 @@ out: the next push replaces them. Records the manifest has already are kept.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 from sftpmirror.engine.deploy import DeployState
@@ -91,5 +90,4 @@ async def adopt(
             raise RemoteError(f"cannot write the manifest: {e}") from None
         return Adopted(matched, hashed, differ, missing)
     finally:
-        with contextlib.suppress(TreeError, RemoteError):
-            await held.release()
+        await held.release_quietly()

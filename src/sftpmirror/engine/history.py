@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sftpmirror.engine.concurrency import run_pool
 from sftpmirror.engine.hashing import HASH_CHUNK
 from sftpmirror.engine.lock import CI_RUN_VARIABLES
 from sftpmirror.engine.manifest import Manifest, ManifestStore
@@ -46,6 +47,7 @@ BACKUPS = ".sftpmirror-backups"
 MAX_RECORDS = 200
 MAX_HISTORY_BYTES = 4 << 20
 DEFAULT_KEEP = 3
+_REMOVE_AT_ONCE = 16  # requests in flight while a backup is removed
 
 
 def new_id() -> str:
@@ -269,22 +271,28 @@ class Backup:
         return kept, [p for p in doc.get("missing", []) if isinstance(p, str)]
 
     async def remove(self) -> None:
-        """Remove the backup: its files, their directories, its manifest and index."""
+        """Remove the backup: its files (``_REMOVE_AT_ONCE`` requests in flight), then its
+        index and manifest (the index last to go, so a cut removal can be taken up again), then
+        its directories deepest level first, each level's at once."""
         kept, _ = await self.index()
-        dirs: set[str] = set()
+        levels: dict[int, set[str]] = {}
         for path in kept:
-            with contextlib.suppress(TreeError):
-                await self.tree.remove(Entry(self.file(path), Kind.FILE))
             parent = posixpath.dirname(path)
             while parent:
-                dirs.add(parent)
+                levels.setdefault(parent.count("/"), set()).add(parent)
                 parent = posixpath.dirname(parent)
-        for name in ("index.json", "manifest.json.gz"):
-            with contextlib.suppress(TreeError):
-                await self.tree.remove(Entry(posixpath.join(self.directory, name), Kind.FILE))
-        for sub in sorted(dirs, key=lambda d: -d.count("/")):
-            with contextlib.suppress(TreeError):
-                await self.tree.rmdir(Entry(self.file(sub), Kind.DIR))
+        await run_pool([self.file(p) for p in kept], self._remove_quietly, _REMOVE_AT_ONCE)
+        for name in ("manifest.json.gz", "index.json"):
+            await self._remove_quietly(posixpath.join(self.directory, name))
+        for depth in sorted(levels, reverse=True):
+            await asyncio.gather(*(self._rmdir_quietly(self.file(d)) for d in levels[depth]))
         for sub in (posixpath.join(self.directory, "files"), self.directory):
-            with contextlib.suppress(TreeError):
-                await self.tree.rmdir(Entry(sub, Kind.DIR))
+            await self._rmdir_quietly(sub)
+
+    async def _remove_quietly(self, path: str) -> None:
+        with contextlib.suppress(TreeError):
+            await self.tree.remove(Entry(path, Kind.FILE))
+
+    async def _rmdir_quietly(self, path: str) -> None:
+        with contextlib.suppress(TreeError):
+            await self.tree.rmdir(Entry(path, Kind.DIR))

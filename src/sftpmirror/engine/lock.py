@@ -19,6 +19,7 @@ for a human who knows the holder is gone. ``--dry-run`` takes no lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import os
@@ -29,7 +30,7 @@ from typing import Any
 
 from sftpmirror.engine.model import Entry, Kind
 from sftpmirror.engine.tree import NotFound, Tree, TreeError, read_chunks, temp_name
-from sftpmirror.errors import LockError, RemoteError
+from sftpmirror.errors import LockError, RemoteError, SftpMirrorError
 
 NAME = ".sftpmirror-lock"
 HOLDER = "holder.json"
@@ -246,6 +247,12 @@ class DeployLock:
         if holder is not None and holder.get("token") != self.token:
             return  # not ours any more
         await _remove_tree(self.tree, self.path, [self.token])
+
+    async def release_quietly(self) -> None:
+        """``release`` at the end of a run, whatever happened: if the connection is gone, the
+        lock goes stale, and the next run takes it."""
+        with contextlib.suppress(TreeError, SftpMirrorError):
+            await self.release()
 
 
 async def _remove_tree(tree: Tree, path: str, tokens: list[str]) -> bool:

@@ -12,7 +12,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from sftpmirror.engine.model import Kind, Listing, Op, Plan, Report
 from sftpmirror.engine.plan import DEFAULT_PROTECT, PAGE_SUFFIXES, PlanOptions, plan
 from sftpmirror.engine.reporter import Reporter
 from sftpmirror.engine.transfer import execute
-from sftpmirror.engine.tree import Excludes, Tree, TreeError, new_tag
+from sftpmirror.engine.tree import Excludes, Tree, new_tag
 from sftpmirror.errors import RemoteError, SafetyError, SftpMirrorError, UsageError
 
 DEFAULT_JOBS = 64
@@ -110,13 +109,7 @@ async def mirror(
             raise beat.exception()  # type: ignore[misc]
         return work.result()
     finally:
-        await asyncio.shield(_release(held))
-
-
-async def _release(held: DeployLock) -> None:
-    # If the connection is gone, the lock goes stale, and the next run takes it.
-    with suppress(TreeError, SftpMirrorError):
-        await held.release()
+        await asyncio.shield(held.release_quietly())
 
 
 async def _mirror(

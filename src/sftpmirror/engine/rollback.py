@@ -117,8 +117,7 @@ async def rollback(
         return await _rollback(dst, state, store, reporter, to, dry_run)
     finally:
         if held is not None:
-            with contextlib.suppress(TreeError, RemoteError):
-                await held.release()
+            await held.release_quietly()
 
 
 async def _rollback(

@@ -81,6 +81,16 @@ class Reader:
             await self._f.close()
 
 
+def _settable(mode: int | None, mtime: int | None) -> asyncssh.SFTPAttrs:
+    """The attributes to set: only those given (SFTP sets nothing it is not sent)."""
+    attrs = asyncssh.SFTPAttrs()
+    if mode is not None:
+        attrs.permissions = mode
+    if mtime is not None:
+        attrs.atime = attrs.mtime = mtime
+    return attrs
+
+
 class Writer:
     """A remote file being written: ``write`` at offsets, then ``finish`` or ``discard``."""
 
@@ -105,15 +115,10 @@ class Writer:
     async def finish(self, *, mode: int | None, mtime: int | None) -> None:
         """The last write's answer, the attributes and the close, in one round trip (answered
         in order); any failure among them is raised."""
-        attrs = asyncssh.SFTPAttrs()
-        if mode is not None:
-            attrs.permissions = mode
-        if mtime is not None:
-            attrs.atime = attrs.mtime = mtime
         flush = self._ahead.flush() if self._ahead is not None else asyncio.sleep(0)
         steps = [flush]
         if mode is not None or mtime is not None:
-            steps.append(self._f.setstat(attrs))
+            steps.append(self._f.setstat(_settable(mode, mtime)))
         steps.append(self._f.close())
         for answer in await asyncio.gather(*steps, return_exceptions=True):
             reraise(answer)
@@ -233,13 +238,8 @@ class Session:
                 await self._sftp.chmod(path, mode)
 
     async def setstat(self, path: str, *, mode: int | None, mtime: int | None) -> None:
-        attrs = asyncssh.SFTPAttrs()
-        if mode is not None:
-            attrs.permissions = mode
-        if mtime is not None:
-            attrs.atime = attrs.mtime = mtime
         with self._mapped():
-            await self._sftp.setstat(path, attrs)
+            await self._sftp.setstat(path, _settable(mode, mtime))
 
     async def remove(self, path: str) -> None:
         with self._mapped():
