@@ -12,7 +12,7 @@ import asyncio
 import shutil
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ import pytest
 from sftpmirror.server import ServerConfig, ServerInfo, serve
 from sftpmirror.transport.auth import Secret
 from tests.openssh import SshdInfo, running_sshd
+from tests.servers.base import CompatServer
+from tests.servers.matrix import SERVERS, Servers
 
 EMBEDDED_PASSWORD = "embedded-test-pw"
 
@@ -171,7 +173,40 @@ def needs_sshd(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """``-m "not openssh"`` really runs server-free: every test that uses sshd is marked."""
+    """``-m "not openssh"`` really runs server-free: every test that uses sshd is marked; so is
+    every test that uses a server of the compatibility matrix (``-m "not compat"``)."""
     for item in items:
         if needs_sshd(item) and item.get_closest_marker("openssh") is None:
             item.add_marker(pytest.mark.openssh)
+        if "compat_servers" in getattr(item, "fixturenames", ()) and (
+            item.get_closest_marker("compat") is None
+        ):
+            item.add_marker(pytest.mark.compat)
+
+
+# --- the compatibility matrix (tests/servers/matrix.py) ------------------------------------
+
+
+@pytest.fixture(scope="session")
+def compat_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    with ExitStack() as stack:
+        yield Servers(tmp_path_factory.mktemp("compat"), stack)
+
+
+@pytest.fixture(params=list(SERVERS))
+def compat(request: pytest.FixtureRequest, compat_servers: Servers) -> CompatServer:
+    """Each test using this runs once against each server of the matrix."""
+    return compat_servers.get(request.param)
+
+
+def target_of(server: CompatServer) -> Target:
+    """A matrix server as the end-to-end tests see one."""
+    return Target(
+        server.kind, server.host, server.port, server.user, server.password,
+        server.known_hosts, server.web_root,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def compat_target(compat: CompatServer) -> Target:
+    return target_of(compat)

@@ -25,6 +25,7 @@ from sftpmirror.engine.tree import NotFound, TreeError, Unsupported
 from sftpmirror.errors import HostKeyError, SftpMirrorError
 from sftpmirror.findings import INFO, OK, PROBLEM, SKIPPED, SYMBOLS, WARNING
 from sftpmirror.reporting.text import human
+from sftpmirror.transport.advice import findings, software
 from sftpmirror.transport.auth import KBDINT, PASSWORD, PUBLICKEY, ConnectOptions
 from sftpmirror.transport.connect import allowed_methods, open_session, resolve
 from sftpmirror.transport.diagnose import connect_failure
@@ -36,8 +37,8 @@ from sftpmirror.url import RemoteSpec
 LOW_SPACE = 100 << 20
 CHECKS = (
     "destination", "tcp", "ssh", "algorithms", "host-key", "auth-methods", "login", "sftp",
-    "extensions", "limits", "login-directory", "dest-exists", "dest-writable", "free-space",
-    "clock-skew", "history",
+    "extensions", "limits", "login-directory", "dest-exists", "dest-writable", "server",
+    "free-space", "clock-skew", "history",
 )  # fmt: skip
 
 
@@ -163,11 +164,14 @@ def _after_login(report: DoctorReport, facts: Facts, trace: LoginTrace) -> None:
 async def _sftp_checks(report: DoctorReport, session: Session, path: str) -> None:
     facts = session.facts()
     report.add("sftp", OK, f"SFTP version {facts.sftp_version}")
+    stated = session.profile.handles_from_server
+    handles = (
+        f"max open handles {facts.max_handles or 'not limited by the server'}"
+        if stated
+        else f"no limits stated: at most {session.profile.max_handles} open at once"
+    )
     report.add(
-        "limits",
-        INFO,
-        f"max read {facts.max_read} B, max write {facts.max_write} B, "
-        f"max open handles {facts.max_handles or 'not limited by the server'}",
+        "limits", INFO, f"max read {facts.max_read} B, max write {facts.max_write} B, {handles}"
     )
     await _login_directory(report, session)
     renamed = await _destination(report, session, path)
@@ -176,15 +180,19 @@ async def _sftp_checks(report: DoctorReport, session: Session, path: str) -> Non
         present["posix_rename"] = renamed  # what the probe saw beats what was advertised
     listed = ", ".join(f"{n.replace('_', '-')}{'' if v else ' (no)'}" for n, v in present.items())
     if present["posix_rename"] is False:
+        openssh = software(session.profile) == "OpenSSH"
         report.add(
             "extensions",
             PROBLEM,
             listed + ": without posix-rename a replaced page is missing for a moment",
-            "remove '-P posix-rename' (or a -p list without it) from the internal-sftp flags",
+            "remove '-P posix-rename' (or a -p list without it) from the internal-sftp flags"
+            if openssh
+            else "the server software lacks posix-rename@openssh.com: ask the host for it",
         )
     else:
         report.add("extensions", OK, listed)
-    await _history(report, session, path, hardlinks=present.get("hardlink"))
+    hardlinks = session.profile.hardlink if session.profile.probed else present.get("hardlink")
+    await _history(report, session, path, hardlinks=hardlinks)
 
 
 async def _history(
@@ -211,7 +219,9 @@ async def _history(
             WARNING,
             detail + "; the server offers no hardlink@openssh.com: deploys keep no backups, so "
             "a rollback cannot be made without uploading",
-            "OpenSSH's sftp-server offers it (remove '-P hardlink' from the internal-sftp flags)",
+            "OpenSSH's sftp-server offers it (remove '-P hardlink' from the internal-sftp flags)"
+            if software(session.profile) == "OpenSSH"
+            else None,
         )
     else:
         report.add("history", INFO, detail)
@@ -260,7 +270,13 @@ async def _destination(report: DoctorReport, session: Session, path: str) -> boo
         OK,
         f"{where} is a directory (mode {stat.S_IMODE(attrs.mode):03o})",
     )
+    profile = await session.probe(where)  # first: it finds posix-rename where unadvertised
     skew, renamed = await _probe(report, session, where)
+    if skew is not None:  # the destination is writable: what the server does with attributes
+        for found in findings(profile):
+            report.add("server", found.status, found.detail, found.fix)
+    else:
+        report.add("server", SKIPPED, "needs a writable destination")
     await _free_space(report, session, where)
     if skew is None:
         report.add("clock-skew", SKIPPED, "needs the probe file")

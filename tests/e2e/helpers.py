@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import shutil
 import stat
 import threading
@@ -24,6 +25,19 @@ from sftpmirror.engine.manifest import DEFAULT_NAME as MANIFEST
 from tests.conftest import Target
 
 STATE = (".sftpmirror-history.json", ".sftpmirror-backups")
+_PROBE = re.compile(rb"/\.sftpmirror\.[0-9a-f]{8}\.(probe|probe2|none|link)\.part(\.x)?$")
+
+
+def ours(path: bytes) -> bool:
+    """sftpmirror's own state on a server, not the site: the deploy lock, the journal, the
+    history, the backups, and the server profile's probe files."""
+    return (
+        _PROBE.search(path) is not None
+        or b"/.sftpmirror-lock" in path
+        or b"/.sftpmirror-backups" in path
+        or b"/.sftpmirror-journal" in path
+        or b"sftpmirror-history.json" in path  # and its temporary
+    )
 
 
 def run_cli(

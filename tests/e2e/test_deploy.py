@@ -3,6 +3,7 @@ deploy order, the delete guards, and the faults a deploy must survive (real serv
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -17,10 +18,13 @@ import asyncssh
 import pytest
 
 from sftpmirror.engine.manifest import DEFAULT_NAME as MANIFEST
+from sftpmirror.engine.tree import TreeError
 from tests.conftest import Target, embedded_server
-from tests.e2e.helpers import STATE, assert_same_tree, make_site, run_cli, snapshot
+from tests.e2e.helpers import STATE, assert_same_tree, make_site, ours, run_cli, snapshot
 from tests.faults import CuttingProxy, HostileServer
 from tests.openssh import SshdInfo, running_sshd
+from tests.tree.conftest import remote_env
+from tests.tree.test_conformance import file_entry, write_all
 
 
 def inodes(root: Path) -> dict[str, int]:
@@ -122,13 +126,7 @@ class OrderLog(asyncssh.SFTPServer):
         super().rename(oldpath, newpath)
 
 
-def _ours(path: bytes) -> bool:
-    """The deploy lock and the journal: sftpmirror's own state, not the site."""
-    return (
-        b"/.sftpmirror-lock" in path
-        or b"/.sftpmirror-backups" in path
-        or path.endswith((b"/.sftpmirror-journal", b"/.sftpmirror-history.json"))
-    )
+_ours = ours
 
 
 def test_fingerprinted_asset_rename(tmp_path: Path, state_dir: Path) -> None:
@@ -516,6 +514,19 @@ def test_server_without_posix_rename(tmp_path: Path) -> None:
         assert_same_tree(site, target.disk)
         assert not list(target.disk.rglob(".sftpmirror.*"))
         doctor = run_cli("doctor", target.url(), target=target)
+        # A file written over a directory fails, and the directory is not moved aside by the
+        # two-rename replace (it was: renamed to .sftpmirror.*.old, the file put in its place).
+        env = remote_env(target)
+        env.mkdir("posts/999")
+
+        async def over_directory() -> None:
+            async with env.tree() as tree:
+                await write_all(tree, file_entry("posts/999", b"x"), [b"x"])
+
+        with pytest.raises(TreeError, match="directory"):
+            asyncio.run(over_directory())
+        assert (target.disk / "posts" / "999").is_dir()
+        assert not list(target.disk.rglob(".sftpmirror.*"))
     assert doctor.exit_code == 1, doctor.output
     assert "posix-rename (no)" in doctor.output
     assert "remove '-P posix-rename'" in doctor.output

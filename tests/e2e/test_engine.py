@@ -20,7 +20,7 @@ import asyncssh
 import pytest
 
 from tests.conftest import Target, embedded_server
-from tests.e2e.helpers import assert_same_tree, make_site, run_cli
+from tests.e2e.helpers import assert_same_tree, make_site, ours, run_cli
 from tests.faults import CuttingProxy
 from tests.openssh import SshdInfo
 
@@ -42,13 +42,7 @@ class Recorder(asyncssh.SFTPServer):
 
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
         file = super().open(path, pflags, attrs)
-        ours = (  # the lock's, the journal's, the history's and the backups': not the site
-            b"/.sftpmirror-lock" in path
-            or b"/.sftpmirror-backups" in path
-            or b"sftpmirror-history.json" in path
-            or path.endswith(b"/.sftpmirror-journal")
-        )
-        if pflags & asyncssh.FXF_WRITE and not ours:  # the lock's and the journal's: not the site
+        if pflags & asyncssh.FXF_WRITE and not ours(path):
             cls = type(self)
             with cls.guard:
                 cls.opened.append(path.decode())
@@ -81,11 +75,7 @@ class Recorder(asyncssh.SFTPServer):
         super().fsetstat(inner, attrs)
 
     def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
-        if (
-            b"/.sftpmirror-lock" not in newpath
-            and b"/.sftpmirror-backups" not in newpath
-            and (not newpath.endswith(b"/.sftpmirror-history.json"))
-        ):
+        if not ours(newpath):
             type(self).renamed.append((oldpath.decode(), newpath.decode()))
         super().posix_rename(oldpath, newpath)
 

@@ -31,9 +31,15 @@ from sftpmirror.transport.connect import open_session
 from sftpmirror.trees.local import LocalTree
 from sftpmirror.trees.remote import RemoteTree
 from sftpmirror.url import RemoteSpec
-from tests.conftest import Target
+from tests.conftest import Target, target_of
+from tests.servers.matrix import LACKS, SERVERS, Servers
 
-IMPLEMENTATIONS = ["local", "embedded", pytest.param("openssh", marks=pytest.mark.openssh)]
+IMPLEMENTATIONS = [
+    "local",
+    "embedded",
+    pytest.param("openssh", marks=pytest.mark.openssh),
+    *(pytest.param(kind, marks=pytest.mark.compat) for kind in SERVERS),
+]
 
 
 @dataclass(frozen=True)
@@ -140,7 +146,7 @@ def remote_env(target: Target) -> TreeEnv:
             yield RemoteTree(session, root, f"{target.kind}:{root}")
 
     st = target.disk.stat()
-    owner = (st.st_uid, st.st_gid) if target.kind == "openssh" else None
+    owner = (st.st_uid, st.st_gid) if target.kind != "embedded" else None
     return TreeEnv(target.kind, target.disk, opener, owner)
 
 
@@ -149,5 +155,27 @@ def tree_env(request: pytest.FixtureRequest, tmp_path: Path) -> TreeEnv:
     """Each test using this runs once against every Tree implementation."""
     if request.param == "local":
         return local_env(tmp_path / "local" / "public_html")
+    if request.param in SERVERS:
+        servers: Servers = request.getfixturevalue("compat_servers")
+        return remote_env(target_of(servers.get(request.param)))
     target: Target = request.getfixturevalue(request.param)
     return remote_env(target)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A conformance test marked ``needs(...)`` is not run against a matrix server that lacks
+    one of those (``tests/servers/matrix.LACKS``): deselected, so the count says what ran."""
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        kind = callspec.params.get("tree_env") if callspec is not None else None
+        marker = item.get_closest_marker("needs")
+        lacking = LACKS.get(kind, frozenset()) if isinstance(kind, str) else frozenset()
+        if marker is not None and lacking & set(marker.args):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept

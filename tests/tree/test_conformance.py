@@ -101,6 +101,7 @@ def test_scan_missing_root(tree_env: TreeEnv) -> None:
     assert not tree_env.exists("missing")  # scanning created nothing
 
 
+@pytest.mark.needs("modes")
 def test_scan_tree_built_on_disk(tree_env: TreeEnv) -> None:
     files = {
         "index.html": (b"<html>home</html>\n", 0o644, T0 + 1),
@@ -165,6 +166,7 @@ def test_scan_excludes(tree_env: TreeEnv) -> None:
     assert listing.entries["sub"].kind is Kind.DIR
 
 
+@pytest.mark.needs("symlinks")
 def test_scan_lists_symlinks_without_following(tree_env: TreeEnv) -> None:
     tree_env.write("index.html", b"home", 0o644, T0)
     tree_env.write("sub/page.html", b"page", 0o644, T0)
@@ -206,6 +208,7 @@ def test_scan_truncates_mtime_to_whole_seconds(tree_env: TreeEnv) -> None:
     assert listing.entries["d"].mtime == T0 + 10
 
 
+@pytest.mark.needs("special-files")
 def test_scan_skips_special_files_with_warning(tree_env: TreeEnv) -> None:
     tree_env.write("sub/index.html", b"home")
     os.mkfifo(tree_env.path("sub/fifo"))
@@ -223,6 +226,7 @@ def test_scan_skips_special_files_with_warning(tree_env: TreeEnv) -> None:
 # -- mkdir ---------------------------------------------------------------------------------
 
 
+@pytest.mark.needs("modes")
 @pytest.mark.parametrize("mode", [0o750, 0o775, 0o700, 0o777], ids=oct)
 def test_mkdir_sets_exact_mode(tree_env: TreeEnv, mode: int) -> None:
     # the servers run with umask 022: a mode with group/other write bits shows it is bypassed
@@ -239,6 +243,7 @@ def test_mkdir_sets_exact_mode(tree_env: TreeEnv, mode: int) -> None:
         assert tree_env.mode(rel) == mode, f"{rel}: {oct(tree_env.mode(rel))}"
 
 
+@pytest.mark.needs("strict-errors")
 def test_mkdir_existing_dir_fails(tree_env: TreeEnv) -> None:
     tree_env.mkdir("there")
     tree_env.write("there/file", b"x")
@@ -252,6 +257,7 @@ def test_mkdir_existing_dir_fails(tree_env: TreeEnv) -> None:
     assert tree_env.read("there/file") == b"x"
 
 
+@pytest.mark.needs("modes")
 def test_mkdir_root_creates_parents(tree_env: TreeEnv) -> None:
     async def body() -> tuple[Listing, Listing]:
         async with tree_env.tree("a/b") as tree:
@@ -278,6 +284,7 @@ WRITE_PATHS = [
 ]
 
 
+@pytest.mark.needs("modes", "mtimes")
 @pytest.mark.parametrize("mode", [0o640, 0o664], ids=oct)
 @pytest.mark.parametrize("existing", [False, True], ids=["new", "existing"])
 @pytest.mark.parametrize("rel", WRITE_PATHS)
@@ -304,6 +311,7 @@ def test_open_write_result(tree_env: TreeEnv, rel: str, existing: bool, mode: in
 LONG_NAMES = ["x" * 251 + ".txt", "\u00e9" * 125 + ".html"]  # 255 bytes, the most a name has
 
 
+@pytest.mark.needs("modes", "mtimes")
 @pytest.mark.parametrize("name", LONG_NAMES, ids=["ascii", "two-byte"])
 def test_open_write_longest_name(tree_env: TreeEnv, name: str) -> None:
     assert len(os.fsencode(name)) == 255
@@ -348,6 +356,7 @@ def test_open_write_over_directory_fails_cleanly(tree_env: TreeEnv, empty: bool)
     assert tree_env.temp_files() == []
 
 
+@pytest.mark.needs("modes", "mtimes")
 def test_open_write_multi_megabyte(tree_env: TreeEnv) -> None:
     data = payload(3 * 1024 * 1024 + 12345, seed=7)
     chunk = 700_001
@@ -366,6 +375,7 @@ def test_open_write_multi_megabyte(tree_env: TreeEnv) -> None:
     assert tree_env.temp_files() == []
 
 
+@pytest.mark.needs("modes", "mtimes")
 @pytest.mark.parametrize("existing", [False, True], ids=["new", "existing"])
 def test_open_write_empty_file(tree_env: TreeEnv, existing: bool) -> None:
     if existing:
@@ -385,6 +395,7 @@ def test_open_write_empty_file(tree_env: TreeEnv, existing: bool) -> None:
     assert tree_env.temp_files() == []
 
 
+@pytest.mark.needs("mtimes")
 def test_open_write_without_perms_gives_0644(tree_env: TreeEnv) -> None:
     tree_env.write("page.html", b"old", 0o600, T0)
     entry = file_entry("page.html", b"new", 0o600, T0 + 9)
@@ -399,6 +410,7 @@ def test_open_write_without_perms_gives_0644(tree_env: TreeEnv) -> None:
     assert int(tree_env.lstat("page.html").st_mtime) == T0 + 9
 
 
+@pytest.mark.needs("disk-writes")
 @pytest.mark.parametrize("existing", [False, True], ids=["new", "existing"])
 @pytest.mark.parametrize("rel", WRITE_PATHS)
 def test_open_write_is_invisible_until_exit(tree_env: TreeEnv, rel: str, existing: bool) -> None:
@@ -468,6 +480,7 @@ def test_open_write_exception_discards(tree_env: TreeEnv, rel: str, existing: bo
     assert tree_env.temp_files(os.path.dirname(rel)) == []
 
 
+@pytest.mark.needs("disk-writes")
 def test_open_write_cancelled_discards(tree_env: TreeEnv) -> None:
     tree_env.write("page.html", b"old", 0o644, T0)
 
@@ -511,6 +524,7 @@ def test_open_write_replaces_file_by_rename(tree_env: TreeEnv) -> None:
     assert tree_env.lstat("hardlink").st_nlink == 1
 
 
+@pytest.mark.needs("rename-over-link", "modes")
 def test_open_write_replaces_symlink_not_target(tree_env: TreeEnv) -> None:
     tree_env.write("index.html", b"target content", 0o644, T0)
     tree_env.symlink("alias.html", "index.html")
@@ -584,6 +598,7 @@ def test_open_read_missing_file_fails(tree_env: TreeEnv) -> None:
 # -- set_attrs -----------------------------------------------------------------------------
 
 
+@pytest.mark.needs("modes", "mtimes")
 def test_set_attrs_file_with_perms(tree_env: TreeEnv) -> None:
     tree_env.write("f.txt", b"content", 0o644, T0)
 
@@ -597,6 +612,7 @@ def test_set_attrs_file_with_perms(tree_env: TreeEnv) -> None:
     assert tree_env.read("f.txt") == b"content"
 
 
+@pytest.mark.needs("mtimes")
 def test_set_attrs_file_without_perms(tree_env: TreeEnv) -> None:
     tree_env.write("f.txt", b"content", 0o604, T0)
 
@@ -609,6 +625,7 @@ def test_set_attrs_file_without_perms(tree_env: TreeEnv) -> None:
     assert int(tree_env.lstat("f.txt").st_mtime) == T0 + 88
 
 
+@pytest.mark.needs("modes")
 def test_set_attrs_dir(tree_env: TreeEnv) -> None:
     tree_env.mkdir("d", 0o755, T0)
 
@@ -637,6 +654,7 @@ def test_remove_file(tree_env: TreeEnv) -> None:
     assert tree_env.read("sub/stays.txt") == b"y"
 
 
+@pytest.mark.needs("symlinks")
 @pytest.mark.parametrize("target", ["index.html", "sub", "nowhere"])
 def test_remove_symlink_not_target(tree_env: TreeEnv, target: str) -> None:
     tree_env.write("index.html", b"home")
@@ -662,6 +680,7 @@ def test_remove_missing_fails(tree_env: TreeEnv) -> None:
         asyncio.run(body())
 
 
+@pytest.mark.needs("strict-errors")
 def test_remove_directory_fails(tree_env: TreeEnv) -> None:
     tree_env.mkdir("d")
 
@@ -674,6 +693,7 @@ def test_remove_directory_fails(tree_env: TreeEnv) -> None:
     assert stat.S_ISDIR(tree_env.lstat("d").st_mode)
 
 
+@pytest.mark.needs("strict-errors")
 def test_rmdir_file_fails(tree_env: TreeEnv) -> None:
     tree_env.write("f.txt", b"keep")
 
@@ -713,6 +733,7 @@ def test_rmdir_non_empty_fails(tree_env: TreeEnv) -> None:
 # -- through the transfer routine ----------------------------------------------------------
 
 
+@pytest.mark.needs("modes", "mtimes")
 def test_copy_file_round_trip(tree_env: TreeEnv, tmp_path: Path) -> None:
     data = payload(5 * 1024 * 1024, seed=11)
     source = tmp_path / "source"
@@ -723,7 +744,7 @@ def test_copy_file_round_trip(tree_env: TreeEnv, tmp_path: Path) -> None:
     entry = Entry("assets/blob.bin", Kind.FILE, size=len(data), mtime=T0 + 1, mode=0o640)
     tree_env.mkdir("assets")
 
-    async def body() -> tuple[tuple[int, str], tuple[int, str]]:
+    async def body() -> tuple[tuple[int, str, int], tuple[int, str, int]]:
         src = LocalTree(source, follow_symlinks=True)
         home = LocalTree(back, follow_symlinks=False)
         async with tree_env.tree() as dst:
@@ -733,7 +754,7 @@ def test_copy_file_round_trip(tree_env: TreeEnv, tmp_path: Path) -> None:
         return up, down
 
     up, down = asyncio.run(body())
-    assert up == down == (len(data), hashlib.sha256(data).hexdigest())
+    assert up == down == (len(data), hashlib.sha256(data).hexdigest(), T0 + 1)
     assert tree_env.read("assets/blob.bin") == data
     assert tree_env.mode("assets/blob.bin") == 0o640
     assert int(tree_env.lstat("assets/blob.bin").st_mtime) == T0 + 1
@@ -753,6 +774,10 @@ class Watched:
         self.now = 0
         self.most = 0
         self.after_failure = 0
+
+    @property
+    def mtime(self) -> int | None:
+        return self.inner.mtime
 
     async def write(self, data: bytes, offset: int) -> int:
         self.calls += 1
@@ -802,7 +827,7 @@ def test_copy_file_keeps_two_chunks_in_flight(tree_env: TreeEnv, tmp_path: Path)
     (tmp_path / "big.bin").write_bytes(data)
     entry = file_entry("big.bin", data)
 
-    async def body() -> tuple[tuple[int, str], Watched]:
+    async def body() -> tuple[tuple[int, str, int], Watched]:
         src = LocalTree(tmp_path, follow_symlinks=True)
         async with tree_env.tree() as tree:
             dst = WatchedTree(tree, delay=0.05)
@@ -810,7 +835,7 @@ def test_copy_file_keeps_two_chunks_in_flight(tree_env: TreeEnv, tmp_path: Path)
         return done, dst.writers[0]
 
     done, writer = asyncio.run(body())
-    assert done == (len(data), hashlib.sha256(data).hexdigest())
+    assert done[:2] == (len(data), hashlib.sha256(data).hexdigest())
     assert tree_env.read("big.bin") == data
     assert writer.calls == 7
     assert writer.most == WRITES_IN_FLIGHT == 2

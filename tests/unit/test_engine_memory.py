@@ -166,8 +166,8 @@ def test_plain_mirror_makes_destination_identical_then_plans_nothing() -> None:
     assert "" in dst.dirs
     # The Report's record of each copy is the size and SHA-256 of the bytes sent.
     assert report.copied == {
-        path: (len(data), hashlib.sha256(data).hexdigest())
-        for path, (data, _, _) in src.files.items()
+        path: (len(data), hashlib.sha256(data).hexdigest(), mtime)
+        for path, (data, _, mtime) in src.files.items()
     }
     assert report.bytes_copied == sum(len(data) for data, _, _ in src.files.values())
     # Pages go last: index.html is written after every asset.
@@ -411,7 +411,7 @@ def lost(copies: int, nbytes: int, path: str) -> ConnectionLost:
     return ConnectionLost(
         "connection lost",
         done=Report(
-            done=Counter({Op.COPY: copies}), bytes_copied=nbytes, copied={path: (nbytes, "h")}
+            done=Counter({Op.COPY: copies}), bytes_copied=nbytes, copied={path: (nbytes, "h", 0)}
         ),
     )
 
@@ -428,7 +428,7 @@ def reconnecting(
 
 def test_with_reconnects_carries_counts_after_two_losses() -> None:
     final = Report(done=Counter({Op.COPY: 1, Op.DELETE: 1}), bytes_copied=5)
-    final.copied["c"] = (5, "h")
+    final.copied["c"] = (5, "h", 0)
     attempt, calls = scripted([lost(2, 10, "a"), lost(3, 20, "b"), final])
     reporter = Recorder()
 

@@ -477,7 +477,7 @@ class AfterRun:
     dst: tuple[Entry, ...]
     expected: dict[str, Record]
     hashes_known: bool = False
-    copied: dict[str, tuple[int, str]] = dataclasses.field(default_factory=dict)
+    copied: dict[str, tuple[int, str, int]] = dataclasses.field(default_factory=dict)
     failed: tuple[str, ...] = ()
 
 
@@ -486,7 +486,7 @@ AFTER_RUN = [
         AfterRun(
             src=(hashed(f("a", 10, 2_000), hx("a")),),
             dst=(),
-            copied={"a": (11, hx("c"))},
+            copied={"a": (11, hx("c"), 2_000)},
             expected={"a": Record(11, 2_000, hx("c"))},
         ),
         id="copied-size-and-hash-sent-src-mtime",
@@ -494,9 +494,18 @@ AFTER_RUN = [
     pytest.param(
         AfterRun(
             src=(hashed(f("a", 10, 2_000), hx("a")),),
+            dst=(),
+            copied={"a": (10, hx("a"), 5_000)},
+            expected={"a": Record(10, 5_000, hx("a"))},
+        ),
+        id="copied-to-a-server-that-ignores-mtimes-records-its-mtime",
+    ),
+    pytest.param(
+        AfterRun(
+            src=(hashed(f("a", 10, 2_000), hx("a")),),
             dst=(hashed(f("a", 8, 1_000), hx("b")),),
             hashes_known=True,
-            copied={"a": (10, hx("a"))},
+            copied={"a": (10, hx("a"), 2_000)},
             expected={"a": Record(10, 2_000, hx("a"))},
         ),
         id="replaced",
@@ -505,7 +514,7 @@ AFTER_RUN = [
         AfterRun(
             src=(f("a", 10, 2_000),),
             dst=(ln("a"),),
-            copied={"a": (10, hx("a"))},
+            copied={"a": (10, hx("a"), 2_000)},
             expected={"a": Record(10, 2_000, hx("a"))},
         ),
         id="replaced-link-without-src-hash",
@@ -664,7 +673,7 @@ def test_after_run_whole_site() -> None:
     )
     the_plan = plan(src, dst, PlanOptions(delete=True))
     report = Report(
-        copied={"css/new.css": (5, hx("1")), "index.html": (7, hx("2"))},
+        copied={"css/new.css": (5, hx("1"), 3_000), "index.html": (7, hx("2"), 3_000)},
         failures=[Failure("broken.txt", Op.REPLACE, "permission denied")],
     )
     assert after_run(src, dst, the_plan, report).files == {

@@ -8,6 +8,7 @@ import pytest
 
 from sftpmirror.engine.model import Action, Entry, Kind, Listing, Op, Phase, Plan
 from sftpmirror.engine.plan import PAGE_SUFFIXES, ROOT, PlanOptions, describe, plan, same_file
+from sftpmirror.engine.tree import Capabilities
 
 from .planhelpers import d, f, listing, ln, render, steps
 
@@ -220,7 +221,8 @@ CASES = [
         listing(f("x")),
         listing(ln("x")),
         PlanOptions(),
-        [("assets", "replace", "x")],
+        # the link removed first: some servers (ProFTPD) follow a link a rename lands on
+        [("clear", "clear", "x"), ("assets", "copy", "x")],
         id="file-over-symlink",
     ),
     pytest.param(listing(ln("x")), listing(), PlanOptions(), [], id="source-symlink-not-copied"),
@@ -341,7 +343,7 @@ def test_plan_table(
         pytest.param(
             listing(f("a")),
             listing(ln("a")),
-            Op.REPLACE,
+            Op.COPY,
             "a",
             ("symbolic link",),
             id="over-symlink",
@@ -683,3 +685,46 @@ def test_unreadable_paths_become_failures_and_hold_back_deletes() -> None:
     ]
     # The deletes are planned but destructive: execute() will not run them after a failure.
     assert all(p.destructive for p in result.phases if p.name in ("delete", "rmdir"))
+
+
+# --- a destination whose server ignores chmod (its probed Capabilities) ---------------------
+
+IGNORES_CHMOD = Capabilities(chmod=False, create_mode=True, default_mode=0o644)
+ONLY_0644 = Capabilities(chmod=False, create_mode=False, default_mode=0o644)
+
+
+def test_where_chmod_is_ignored_a_mode_change_is_an_upload() -> None:
+    """ProFTPD's IgnoreSFTPSetPerms: a chmod is acknowledged and ignored, so a file whose mode
+    differs is uploaded again (created with its mode); planned as ATTRS, it never settled."""
+    the_plan = plan(
+        listing(f("a.html", mode=0o644)),
+        listing(f("a.html", mode=0o600)),
+        PlanOptions(caps=IGNORES_CHMOD),
+    )
+    [action] = the_plan.actions()
+    assert (action.op, action.path) == (Op.REPLACE, "a.html")
+    assert "ignores chmod" in action.reason
+    assert the_plan.conflicts == ()
+
+
+def test_a_mode_the_server_cannot_make_is_a_conflict_not_an_upload() -> None:
+    """rclone makes every file 0644, whatever is asked: 0600 cannot be had, and says so."""
+    the_plan = plan(
+        listing(f("new.html", mode=0o600), f("old.html", mode=0o600)),
+        listing(f("old.html", mode=0o644)),
+        PlanOptions(caps=ONLY_0644),
+    )
+    assert the_plan.actions() == []
+    assert sorted(a.path for a in the_plan.conflicts) == ["new.html", "old.html"]
+    assert all("cannot be made" in a.reason for a in the_plan.conflicts)
+    assert plan(listing(f("new.html")), listing(), PlanOptions(caps=ONLY_0644)).conflicts == ()
+
+
+def test_a_directory_mode_that_chmod_cannot_change_is_a_conflict() -> None:
+    the_plan = plan(
+        listing(d("css", mode=0o755)), listing(d("css", mode=0o700)), PlanOptions(caps=ONLY_0644)
+    )
+    assert the_plan.actions() == []
+    [conflict] = the_plan.conflicts
+    assert conflict.path == "css"
+    assert "ignores chmod" in conflict.reason

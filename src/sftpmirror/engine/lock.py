@@ -38,6 +38,7 @@ HEARTBEAT = 10.0  # seconds between heartbeats
 STALE = 60.0  # a heartbeat older than this: the holder is gone
 POLL = 1.0  # seconds between tries while waiting for the lock
 HOLDERLESS = 5.0  # a lock with no holder written for this long was made by a run that died
+MAX_TAKEOVERS = 3  # a lock taken over this often in one acquire and still not ours: stop
 MAX_HOLDER_BYTES = 64 << 10
 _RUNNING: set[str] = set()  # tokens of the runs of this process that hold a lock now
 CI_RUN_VARIABLES = ("GITHUB_RUN_ID", "CI_JOB_ID", "BUILD_ID", "CIRCLE_WORKFLOW_ID")
@@ -110,6 +111,7 @@ class DeployLock:
     async def acquire(self) -> None:
         deadline = time.monotonic() + self.wait
         holderless_since: float | None = None
+        taken_over = 0
         while True:
             if await self._try_take():
                 return
@@ -129,6 +131,15 @@ class DeployLock:
                 await self._write_holder()
                 return
             if self.break_lock or self._stale(holder):
+                if taken_over >= MAX_TAKEOVERS:
+                    raise LockError(
+                        f"the deploy lock was taken over {taken_over} times and is still not "
+                        f"ours ({describe(holder)}): another deploy keeps making it, or the "
+                        "server does not make it as asked",
+                        hint="run with --debug to see each step; doctor checks the server",
+                    )
+                taken_over += 1
+                holderless_since = None
                 why = "--break-lock" if self.break_lock else "its holder stopped beating"
                 if self.warn is not None:
                     self.warn(f"taking over the deploy lock of {describe(holder)} ({why})")
@@ -210,7 +221,9 @@ class DeployLock:
         self.info["heartbeat"] = int(time.time())
         data = json.dumps(self.info).encode()
         entry = Entry(self.holder_path, Kind.FILE, len(data), int(time.time()), 0o600)
-        async with self.tree.open_write(entry, perms=True, tag=self.token[:8]) as writer:
+        # No mode of its own (the lock's directory is 0700): it is written before the server's
+        # profile is known, and a server may refuse a mode given at creation.
+        async with self.tree.open_write(entry, perms=False, tag=self.token[:8]) as writer:
             await writer.write(data, 0)
 
     async def _break(self) -> None:

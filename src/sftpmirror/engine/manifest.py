@@ -156,8 +156,8 @@ def after_run(src: Listing, dst: Listing, plan: Plan, report: Report) -> Manifes
         if s.kind is not Kind.FILE or path in failed:
             continue
         if path in report.copied:
-            size, sent = report.copied[path]
-            files[path] = Record(size, s.mtime, sent)
+            size, sent, mtime = report.copied[path]
+            files[path] = Record(size, mtime, sent)
             continue
         d = dst.entries.get(path)
         if d is None or d.kind is not Kind.FILE:

@@ -29,7 +29,7 @@ from sftpmirror.engine.model import Kind, Listing, Op, Plan, Report
 from sftpmirror.engine.plan import DEFAULT_PROTECT, PAGE_SUFFIXES, PlanOptions, plan
 from sftpmirror.engine.reporter import Reporter
 from sftpmirror.engine.transfer import execute
-from sftpmirror.engine.tree import Excludes, Tree, new_tag
+from sftpmirror.engine.tree import FULL, Capabilities, Excludes, Tree, new_tag
 from sftpmirror.errors import RemoteError, SafetyError, SftpMirrorError, UsageError
 
 DEFAULT_JOBS = 64
@@ -131,11 +131,16 @@ async def _mirror(
     reporter.phase("scanning")
     # Both scans, the manifest's read and the journal's at once; the local files the manifest
     # knows are hashed (in threads) while the remote tree is still being listed.
+    # A run that writes learns what the destination does with attributes beside the scans (a
+    # server is probed: chmod or mtimes ignored, SETSTAT refused, writes in order only).
     loaded: asyncio.Task[tuple[Manifest | None, str | None]] | None = None
     journaled: asyncio.Task[journal.Journaled | None] | None = None
+    probed: asyncio.Task[Capabilities] | None = None
     async with task_group() as group:
         src_scan = group.create_task(src.scan(excludes))
         dst_scan = group.create_task(dst.scan(excludes))
+        if not options.dry_run:
+            probed = group.create_task(dst.capabilities())
         if state is not None:
             journaled = group.create_task(journal.read(dst, state.journal_path))
         if manifest_store is not None:
@@ -144,6 +149,7 @@ async def _mirror(
             if local.cheap_hashes:
                 group.create_task(_hash_ahead(local, scan, loaded))
     src_listing, dst_listing = src_scan.result(), dst_scan.result()
+    caps = probed.result() if probed is not None else FULL
     found = journaled.result() if journaled is not None else None
     repaired = 0
     if found is not None and found.swaps and not options.dry_run:
@@ -185,6 +191,7 @@ async def _mirror(
         # A pull's local destination has no owner to ask: --delete there is all of it.
         delete_foreign=options.delete_foreign or manifest_side != "dst",
         protect=options.protect if manifest_side == "dst" else (),
+        caps=caps,
     )
     the_plan = plan(src_listing, dst_listing, plan_options)
     for warning in the_plan.warnings:
@@ -231,7 +238,7 @@ async def _mirror(
     try:
         report = await execute(
             the_plan, src, dst, jobs=options.jobs, perms=options.perms, reporter=reporter,
-            tag=tag, journal=writer, backup=backup,
+            tag=tag, journal=writer, backup=backup, caps=await dst.capabilities(),
         )  # fmt: skip
         await _all(
             ([writer.close()] if writer is not None else [])

@@ -161,7 +161,8 @@ class Report:
 
     done: Counter[Op] = field(default_factory=Counter)
     bytes_copied: int = 0
-    copied: dict[str, tuple[int, str]] = field(default_factory=dict)  # path → size, SHA-256 sent
+    # path → size, SHA-256 of the bytes sent, the mtime the file has on the destination
+    copied: dict[str, tuple[int, str, int]] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     not_run: int = 0
     elapsed: float = 0.0

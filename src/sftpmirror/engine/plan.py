@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sftpmirror.engine.model import Action, Entry, Kind, Listing, Op, Phase, Plan
-from sftpmirror.engine.tree import Excludes, shown
+from sftpmirror.engine.tree import FULL, Capabilities, Excludes, shown
 
 PAGE_SUFFIXES = (".html", ".htm", ".xhtml", ".xml", ".rss", ".atom")
 ROOT = Entry("", Kind.DIR, mode=0o755)
@@ -35,6 +35,9 @@ class PlanOptions:
     # (MirrorOptions: only what we deployed, the host's files protected).
     delete_foreign: bool = True
     protect: tuple[str, ...] = ()
+    # What setting attributes does on the destination: where chmod is ignored, a file whose
+    # mode differs is uploaded again with its mode (or fails, where no mode can be given).
+    caps: Capabilities = FULL
 
 
 def same_file(src: Entry, dst: Entry, window: int, hashes_known: bool = False) -> str | None:
@@ -107,17 +110,31 @@ def plan(src: Listing, dst: Listing, options: PlanOptions = PlanOptions()) -> Pl
             if d is None:
                 mkdir.append(Action(Op.MKDIR, s, "new directory"))
             elif options.perms and _perms(s) != _perms(d):
-                attrs.append(Action(Op.ATTRS, s, _mode_change(d, s)))
+                if options.caps.chmod:
+                    attrs.append(Action(Op.ATTRS, s, _mode_change(d, s)))
+                else:
+                    conflicts.append(Action(Op.ATTRS, s, _mode_change(d, s) + _NO_CHMOD))
+        elif options.perms and not options.caps.creatable(s.mode):
+            conflicts.append(Action(Op.COPY, s, _uncreatable(s, options.caps)))
         elif d is None:
             copy.append(Action(Op.COPY, s, "new file"))
         elif d.kind is Kind.SYMLINK:
-            copy.append(Action(Op.REPLACE, s, "a file replaces a symbolic link"))
+            # The link goes first: a rename over it is followed by some servers (ProFTPD), and
+            # would replace the file it points to instead.
+            clear.append(Action(Op.CLEAR, d, "a file replaces this symbolic link"))
+            copy.append(Action(Op.COPY, s, "a file replaces a symbolic link"))
         elif reason := same_file(
             s, d, options.modify_window, dst.hashes_known and path not in dst.unverified
         ):
             copy.append(Action(Op.REPLACE, s, reason))
         elif options.perms and _perms(s) != _perms(d):
-            attrs.append(Action(Op.ATTRS, s, _mode_change(d, s)))
+            if options.caps.chmod:
+                attrs.append(Action(Op.ATTRS, s, _mode_change(d, s)))
+            elif options.caps.creatable(s.mode):
+                why = "; the server ignores chmod: uploaded again with its mode"
+                copy.append(Action(Op.REPLACE, s, _mode_change(d, s) + why))
+            else:
+                conflicts.append(Action(Op.ATTRS, s, _mode_change(d, s) + _NO_CHMOD))
 
     delete: list[Action] = refused_deletes
     rmdir: list[Action] = []
@@ -177,6 +194,17 @@ def _case_collisions(listing: Listing) -> list[str]:
                 "would overwrite the other"
             )
     return found
+
+
+_NO_CHMOD = " cannot be made: the server ignores chmod"
+
+
+def _uncreatable(entry: Entry, caps: Capabilities) -> str:
+    made = f"{caps.default_mode:03o}" if caps.default_mode is not None else "its own mode"
+    return (
+        f"mode {_perms(entry):03o} cannot be made: the server ignores chmod and the mode asked "
+        f"at creation, and makes new files {made} (--chmod, or --no-perms to accept that)"
+    )
 
 
 def _perms(entry: Entry) -> int:

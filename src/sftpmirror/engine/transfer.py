@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from sftpmirror.engine.concurrency import run_pool
 from sftpmirror.engine.model import Action, Failure, Kind, Op, Plan, Report
 from sftpmirror.engine.reporter import Reporter
-from sftpmirror.engine.tree import OnSwap, Tree, TreeError
+from sftpmirror.engine.tree import FULL, Capabilities, OnSwap, ServerFailure, Tree, TreeError
 from sftpmirror.errors import SftpMirrorError
 
 log = logging.getLogger("sftpmirror.transfer")
@@ -50,13 +50,16 @@ async def copy_file(
     sent: Callable[[int], None] = _ignore,
     tag: str | None = None,
     on_swap: OnSwap | None = None,
-) -> tuple[int, str]:
+    in_flight: int = WRITES_IN_FLIGHT,
+) -> tuple[int, str, int]:
     """Stream one file from ``src`` to ``dst`` (atomically replaced).
 
     Two chunks' writes are in flight at once and the next chunk is read meanwhile, so the
     pipe never waits for the last answers of a chunk before the next one starts; each chunk is
     hashed in order as it goes out (large chunks in a thread: hashlib releases the GIL).
-    Returns the bytes copied and the SHA-256 of exactly those bytes (for the manifest);
+    ``in_flight`` 1: each chunk's writes answered before the next chunk's go out (a server
+    that takes writes in order only). Returns the bytes copied, the SHA-256 of exactly those
+    bytes, and the mtime the file has on ``dst`` (for the manifest: a server may ignore ours);
     ``sent`` hears of each chunk the server acknowledged (progress, F19): a chunk's write
     returns once it is answered, except the last small one, held back to go with the close,
     so the chunks still in flight at the end are counted once the file is in place.
@@ -86,7 +89,7 @@ async def copy_file(
                 else:
                     digest.update(data)
                 offset += len(data)
-                while len(writes) >= WRITES_IN_FLIGHT:
+                while len(writes) >= in_flight:
                     await _written(writes, sent)
                 data = await ahead
             while writes:
@@ -95,7 +98,8 @@ async def copy_file(
             await _settle([w for w, _ in writes] + ([ahead] if ahead is not None else []))
             raise
     sent(held)  # acknowledged with the close, and in place
-    return offset, digest.hexdigest()
+    mtime = writer.mtime if writer.mtime is not None else action.entry.mtime
+    return offset, digest.hexdigest(), mtime
 
 
 async def _written(
@@ -138,8 +142,32 @@ class Journal(Protocol):
     async def swap(self, path: str, temp: str) -> None: ...
 
 
-async def _apply(run: _Run, action: Action) -> tuple[int, str | None]:
-    src, dst, perms, sent = run.src, run.dst, run.perms, run.reporter.transferred
+async def _copy(run: _Run, action: Action, on_swap: OnSwap | None) -> tuple[int, str, int]:
+    """One file's copy. A file of more than one chunk whose copy fails with a bare failure, on a
+    server not yet known to take writes in order only, is copied again once with one chunk in
+    flight, and so is every file after it (``rclone serve sftp`` fails a write that arrives
+    ahead of the ones before it: "Illegal seek")."""
+    chunk = LARGE_CHUNK if action.entry.size >= LARGE_CHUNK else CHUNK
+    while True:
+        in_flight = 1 if run.sequential else WRITES_IN_FLIGHT
+        try:
+            return await copy_file(
+                run.src, run.dst, action, perms=run.perms, chunk=chunk,
+                sent=run.reporter.transferred, tag=run.tag, on_swap=on_swap,
+                in_flight=in_flight,
+            )  # fmt: skip
+        except ServerFailure as e:
+            if run.sequential or action.entry.size <= chunk:
+                raise
+            run.sequential = True
+            run.reporter.warning(
+                f"{action.path}: the server failed a write sent ahead of the last one ({e}): "
+                "writes go in order from now on, one chunk at a time; copying it again"
+            )
+
+
+async def _apply(run: _Run, action: Action) -> tuple[int, str | None, int]:
+    dst = run.dst
     entry = action.entry
     on_swap = run.journal.swap if run.journal is not None else None
     if run.backup is not None and action.op is Op.REPLACE and entry.kind is Kind.FILE:
@@ -147,18 +175,13 @@ async def _apply(run: _Run, action: Action) -> tuple[int, str | None]:
     match action.op:
         case Op.COPY | Op.REPLACE if entry.size >= LARGE_CHUNK:
             async with run.large:
-                return await copy_file(
-                    src, dst, action, perms=perms, chunk=LARGE_CHUNK, sent=sent, tag=run.tag,
-                    on_swap=on_swap,
-                )  # fmt: skip
+                return await _copy(run, action, on_swap)
         case Op.COPY | Op.REPLACE:
-            return await copy_file(
-                src, dst, action, perms=perms, sent=sent, tag=run.tag, on_swap=on_swap
-            )
+            return await _copy(run, action, on_swap)
         case Op.MKDIR:
-            await dst.mkdir(entry, perms=perms)
+            await dst.mkdir(entry, perms=run.perms)
         case Op.ATTRS:
-            await dst.set_attrs(entry, perms=perms)
+            await dst.set_attrs(entry, perms=run.perms)
         case Op.CLEAR if entry.kind is Kind.DIR:
             await dst.rmdir(entry)
         case Op.RMDIR:
@@ -167,7 +190,7 @@ async def _apply(run: _Run, action: Action) -> tuple[int, str | None]:
             await run.backup.move(action.path)  # deleted by moving it into the backup
         case Op.CLEAR | Op.DELETE | Op.SWEEP:
             await dst.remove(entry)
-    return 0, None
+    return 0, None, entry.mtime
 
 
 class _Run:
@@ -181,8 +204,11 @@ class _Run:
         tag: str | None = None,
         journal: Journal | None = None,
         backup: Keeper | None = None,
+        caps: Capabilities = FULL,
     ) -> None:
         self.src, self.dst, self.jobs, self.perms = src, dst, max(1, jobs), perms
+        self.caps = caps
+        self.sequential = caps.sequential_writes  # learned on the way too (``_copy``)
         self.tag, self.journal, self.backup = tag, journal, backup
         self.reporter = reporter
         self.report = Report()
@@ -208,16 +234,16 @@ class _Run:
             self.fail(action, blocked)
             return
         try:
-            nbytes, digest = await _apply(self, action)
+            nbytes, digest, mtime = await _apply(self, action)
         except TreeError as e:
             self.fail(action, str(e) or type(e).__name__)
         else:
             self.report.done[action.op] += 1
             self.report.bytes_copied += nbytes
             if digest is not None:
-                self.report.copied[action.path] = (nbytes, digest)
+                self.report.copied[action.path] = (nbytes, digest, mtime)
                 if self.journal is not None:
-                    self.journal.done(action.path, nbytes, action.entry.mtime, digest)
+                    self.journal.done(action.path, nbytes, mtime, digest)
             self.reporter.done(action, nbytes)
 
 
@@ -232,10 +258,12 @@ async def execute(
     tag: str | None = None,
     journal: Journal | None = None,
     backup: Keeper | None = None,
+    caps: Capabilities = FULL,
 ) -> Report:
     """``tag`` names this run's temporaries; ``journal`` hears of each file in place;
-    ``backup`` keeps what is replaced or deleted, for a rollback."""
-    run = _Run(src, dst, jobs, perms, reporter, tag, journal, backup)
+    ``backup`` keeps what is replaced or deleted, for a rollback; ``caps`` is what the
+    destination does (its writes in order only, say)."""
+    run = _Run(src, dst, jobs, perms, reporter, tag, journal, backup, caps)
     started = time.monotonic()
     for action in plan.conflicts:
         run.fail(action, action.reason)

@@ -30,6 +30,7 @@ import stat
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol
 
 import pathspec
@@ -136,10 +137,38 @@ OnSwap = Callable[[str, str], Awaitable[None]]
 
 
 class FileWriter(Protocol):
+    @property
+    def mtime(self) -> int | None:
+        """Once ``open_write()``'s block has exited: the mtime the file has where it differs
+        from the one asked (a server that ignores mtimes); None: the one asked."""
+
     async def write(self, data: bytes, offset: int) -> int:
         """Write at ``offset``. An error may surface at the next write or at the close: the
         data is known written only when ``open_write()``'s block has exited."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What setting attributes really does on a tree (probed on a server: ``RemoteTree``).
+
+    ``chmod``: a mode set after creation takes effect. ``create_mode``: a mode given at
+    creation does. ``default_mode``: what a file created without one gets (None: unknown).
+    ``mtimes``: a modification time set takes effect. ``sequential_writes``: writes must
+    arrive in order (one in flight per file)."""
+
+    chmod: bool = True
+    create_mode: bool = True
+    default_mode: int | None = None
+    mtimes: bool = True
+    sequential_writes: bool = False
+
+    def creatable(self, mode: int) -> bool:
+        """Can a file be made with this mode (``mode & 0o777``) here, one way or another?"""
+        return self.chmod or self.create_mode or self.default_mode in (None, mode & 0o777)
+
+
+FULL = Capabilities()
 
 
 class Tree(Protocol):
@@ -149,6 +178,10 @@ class Tree(Protocol):
     cheap_hashes: bool  # True where hashing a file costs no network round trip (LocalTree)
 
     async def scan(self, excludes: Excludes) -> Listing: ...
+
+    async def capabilities(self) -> Capabilities:
+        """What setting attributes does here (a server is probed once; it writes a probe file,
+        so only a run that writes asks)."""
 
     async def file_type(self, path: str) -> str | None:
         """What ``path`` is, without following a link: "file", "dir", "symlink" or "other"

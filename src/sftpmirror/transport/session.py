@@ -9,18 +9,28 @@ a pipelined listing or asyncssh's ``scandir``, a write answered later or asyncss
 from __future__ import annotations
 
 import asyncio
+import stat
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import asyncssh
 
+from sftpmirror.engine.tree import PermissionDenied, Unsupported
 from sftpmirror.errors import ConnectionLost, RemoteError
 from sftpmirror.transport import _fastpath as fastpath
 from sftpmirror.transport._fastpath.bulk_writes import BulkWriter
 from sftpmirror.transport._fastpath.pipeline import WriteAhead, compact, list_directory
 from sftpmirror.transport._fastpath.watchdog import Watchdog
-from sftpmirror.transport.errors import mapped, reraise
+from sftpmirror.transport.errors import describe, mapped, reraise, to_tree_error
+from sftpmirror.transport.profile import Profile, probe
+
+# Files and directories open at once where the server states no limit (no limits@openssh.com):
+# gesftpserver allows 128 and fails badly past it; OpenSSH states its own (about 1,000).
+DEFAULT_HANDLES = 64
+# Handles kept free below a limit the server states (its own files, a doctor's probe).
+HANDLE_MARGIN = 8
+MAX_HANDLES = 512
 
 Spawn = Callable[[Coroutine[None, None, None]], object]
 
@@ -91,6 +101,14 @@ def _settable(mode: int | None, mtime: int | None) -> asyncssh.SFTPAttrs:
     return attrs
 
 
+def _refused(answer: object) -> bool:
+    """A SETSTAT refused: PERMISSION_DENIED, OP_UNSUPPORTED, or the reply ProFTPD sends under
+    a chmod lock-down (two statuses in one packet, which asyncssh cannot decode)."""
+    if isinstance(answer, asyncssh.SFTPError):
+        return isinstance(to_tree_error(answer), PermissionDenied | Unsupported)
+    return isinstance(answer, ValueError)  # asyncssh's PacketDecodeError
+
+
 class Writer:
     """A remote file being written: ``write`` at offsets, then ``finish`` or ``discard``."""
 
@@ -104,6 +122,7 @@ class Writer:
         self._f = f
         self._ahead = WriteAhead(f, bulk) if pipelined else None
         self._mapped = mapped
+        self.mtime: int | None = None  # what the server says the file's mtime is (observe)
 
     async def write(self, data: bytes, offset: int) -> int:
         with self._mapped():
@@ -112,16 +131,33 @@ class Writer:
             await self._f.write(data, offset)
             return len(data)
 
-    async def finish(self, *, mode: int | None, mtime: int | None) -> None:
+    async def finish(
+        self,
+        *,
+        mode: int | None,
+        mtime: int | None,
+        observe: bool = False,
+        lenient: bool = False,
+    ) -> None:
         """The last write's answer, the attributes and the close, in one round trip (answered
-        in order); any failure among them is raised."""
+        in order); any failure among them is raised. ``observe``: ask the server the file's
+        mtime too (``self.mtime``), for a server that ignores the one it is sent. ``lenient``:
+        attributes the server refuses are left unset (the server's profile is not known yet)."""
         flush = self._ahead.flush() if self._ahead is not None else asyncio.sleep(0)
-        steps = [flush]
-        if mode is not None or mtime is not None:
+        steps: list[Coroutine[object, object, object]] = [flush]
+        setting = mode is not None or mtime is not None
+        if setting:
             steps.append(self._f.setstat(_settable(mode, mtime)))
+        if observe:
+            steps.append(self._f.stat())
         steps.append(self._f.close())
-        for answer in await asyncio.gather(*steps, return_exceptions=True):
+        answers = await asyncio.gather(*steps, return_exceptions=True)
+        if setting and lenient and _refused(answers[1]):
+            answers[1] = None
+        for answer in answers:
             reraise(answer)
+            if isinstance(answer, asyncssh.SFTPAttrs) and answer.mtime is not None:
+                self.mtime = int(answer.mtime)
 
     async def discard(self) -> None:
         """Forget the write in flight and close; errors are dropped (the file is abandoned)."""
@@ -148,6 +184,39 @@ class Session:
         self._watchdog: Watchdog | None = None
         if conn is not None and stall_timeout and fastpath.enabled("watchdog"):
             self._watchdog = Watchdog(sftp, conn, stall_timeout)
+        self.profile = self._stated()
+
+    def _stated(self) -> Profile:
+        """The profile as far as the server states it (version, limits, extensions); the
+        probe (``probe()``) finds out the rest."""
+        limits = self._sftp.limits
+        stated = limits.max_open_handles
+        handles = min(MAX_HANDLES, max(1, stated - HANDLE_MARGIN)) if stated else DEFAULT_HANDLES
+        offered = self.extensions()
+        software = self._conn.get_extra_info("server_version", "?") if self._conn else "?"
+        return Profile(
+            software=str(software),
+            max_handles=MAX_HANDLES if offered.get("limits") and not stated else handles,
+            handles_from_server=bool(offered.get("limits")),
+            max_read=limits.max_read_len,
+            max_write=limits.max_write_len,
+            limits=bool(offered.get("limits")),
+            posix_rename=True if offered.get("posix_rename") else None,
+            posix_rename_advertised=bool(offered.get("posix_rename")),
+            hardlink=offered.get("hardlink"),
+        )
+
+    async def probe(self, directory: str, tag: str | None = None) -> Profile:
+        """Find out what the server really does, with probe files in ``directory`` (see
+        ``transport/profile.py``); the session adapts (posix-rename tried where it works
+        unadvertised), and the profile is returned. Without the ``probe`` fast path (asyncssh
+        changed), the stated profile is kept."""
+        if self.profile.probed or not fastpath.enabled("probe"):
+            return self.profile
+        self.profile = await probe(self._sftp, directory, self.profile, tag)
+        if self.profile.posix_rename and not self.profile.posix_rename_advertised:
+            self._sftp._handler._supports_posix_rename = True
+        return self.profile
 
     def close(self) -> None:
         if self._watchdog is not None:
@@ -228,6 +297,9 @@ class Session:
             if mode is None:
                 await self._sftp.mkdir(path)
                 return
+            if self.profile.chmod_refused:  # its mode from the mkdir alone
+                await self._sftp.mkdir(path, asyncssh.SFTPAttrs(permissions=mode))
+                return
             made, chmodded = await asyncio.gather(
                 self._sftp.mkdir(path, asyncssh.SFTPAttrs(permissions=mode)),
                 self._sftp.chmod(path, mode),
@@ -235,7 +307,25 @@ class Session:
             )
             reraise(made)
             if isinstance(chmodded, BaseException):
-                await self._sftp.chmod(path, mode)
+                await self._chmod_made(path, mode)
+
+    async def _chmod_made(self, path: str, mode: int) -> None:
+        """The chmod of a directory just made failed: tried again (a server that answers out
+        of order); refused, the directory is fine if the mkdir gave it its mode already (the
+        server's refusal learnt), else the error says what it got."""
+        try:
+            await self._sftp.chmod(path, mode)
+            return
+        except asyncssh.SFTPError as e:
+            refused = e
+        got = stat.S_IMODE((await self._sftp.stat(path)).permissions or 0)
+        if isinstance(to_tree_error(refused), PermissionDenied | Unsupported):
+            self.profile = replace(self.profile, chmod_refused=True)
+        if got != mode:
+            raise type(to_tree_error(refused))(
+                f"made, but with mode {got:03o}: the server refused its mode {mode:03o} "
+                f"({describe(refused)})"
+            )
 
     async def setstat(self, path: str, *, mode: int | None, mtime: int | None) -> None:
         with self._mapped():
@@ -255,7 +345,10 @@ class Session:
             await self._sftp.rename(old, new)
 
     async def link(self, old: str, new: str) -> None:
-        """A hard link (hardlink@openssh.com); Unsupported where the server lacks it."""
+        """A hard link (hardlink@openssh.com); Unsupported where the server lacks it, or where
+        the probe saw it make no link (rclone answers OK)."""
+        if self.profile.hardlink is False and self.profile.probed:
+            raise Unsupported("the server's hardlink@openssh.com makes no link")
         with self._mapped():
             await self._sftp.link(old, new)
 

@@ -21,7 +21,9 @@ from pathlib import Path
 from sftpmirror.engine.hashing import sha256_file
 from sftpmirror.engine.model import Entry, Kind, Listing, Refused
 from sftpmirror.engine.tree import (
+    FULL,
     MAX_DEPTH,
+    Capabilities,
     Excludes,
     FileReader,
     FileWriter,
@@ -72,6 +74,8 @@ class _Reader:
 
 
 class _Writer:
+    mtime: int | None = None  # the one asked is the one set
+
     def __init__(self, fd: int) -> None:
         self._fd = fd
 
@@ -96,6 +100,9 @@ class LocalTree:
         self.label = str(root)
         self.follow_symlinks = follow_symlinks
         self.names = Names()
+
+    async def capabilities(self) -> Capabilities:
+        return FULL
 
     async def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
         """Hash off the event loop, streaming each file; big files in parallel threads."""

@@ -26,6 +26,8 @@ from contextlib import asynccontextmanager
 
 from sftpmirror.engine.model import Entry, Kind, Listing
 from sftpmirror.engine.tree import (
+    FULL,
+    Capabilities,
     Excludes,
     FileReader,
     FileWriter,
@@ -55,6 +57,8 @@ class _Reader:
 
 
 class _Writer:
+    mtime: int | None = None  # the one asked is the one set
+
     def __init__(self, tree: MemoryTree, path: str, tmp: str) -> None:
         self._tree, self._path, self._tmp = tree, path, tmp
 
@@ -89,6 +93,10 @@ class MemoryTree:
         self.lose_connection_after_writes: int | None = None
         self.lost = False
         self.calls: list[tuple[str, str]] = []
+        self.caps = FULL  # what setting attributes does here (tests set a server's)
+
+    async def capabilities(self) -> Capabilities:
+        return self.caps
 
     # --- for tests ---------------------------------------------------------------------------
 

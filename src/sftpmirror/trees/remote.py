@@ -20,7 +20,9 @@ from sftpmirror.engine.concurrency import run_pool, task_group
 from sftpmirror.engine.hashing import HASH_CHUNK
 from sftpmirror.engine.model import Entry, Kind, Listing, Refused
 from sftpmirror.engine.tree import (
+    FULL,
     MAX_DEPTH,
+    Capabilities,
     Excludes,
     FileReader,
     FileWriter,
@@ -34,11 +36,13 @@ from sftpmirror.engine.tree import (
     backup_name,
     file_type_of,
     name_problem,
+    new_tag,
     read_chunks,
     shown,
     temp_name,
 )
 from sftpmirror.errors import RemoteError
+from sftpmirror.transport.profile import probe_names
 from sftpmirror.transport.session import Attrs, Session, Spawn, Writer
 
 # Directories listed at once. In A/B runs of a no-change push of the 1,281-file benchmark
@@ -81,6 +85,38 @@ class RemoteTree:
         self.names = Names()
         self._posix_rename = True
         self._retry_failures = True
+        self._caps: Capabilities | None = None
+        self._probe_tag = new_tag()
+        self._probe_names = frozenset(probe_names(self._probe_tag))  # a scan skips them
+        self._probing = asyncio.Lock()
+        # Every handle this tree opens (a listing, a read, a write) holds a slot: a server
+        # that states a limit is kept under it, one that does not under DEFAULT_HANDLES.
+        self._slots = asyncio.Semaphore(session.profile.max_handles)
+
+    async def capabilities(self) -> Capabilities:
+        """The server's profile, probed once in the tree's root (which must exist: until it
+        does, a deploy's defaults are assumed and the probe is tried again next time)."""
+        if self._caps is not None:
+            return self._caps
+        async with self._probing:
+            if self._caps is not None:
+                return self._caps
+            profile = await self.session.probe(self._full(""), self._probe_tag)
+            if self.warn is not None:
+                for line in profile.adapted():
+                    self.warn(line)
+                for note in profile.notes:
+                    self.warn(note)
+            caps = Capabilities(
+                chmod=profile.chmod is not False,
+                create_mode=profile.create_mode is not False,
+                default_mode=profile.default_mode,
+                mtimes=profile.mtimes is not False,
+                sequential_writes=profile.sequential_writes,
+            )
+            if profile.probed or not profile.notes:  # (not probed, and no reason: never is)
+                self._caps = caps
+            return caps
 
     async def _retry_busy(self, open_: Callable[[], Awaitable[T]]) -> T:
         """``open_()``, tried again on a generic Failure (see BUSY_RETRIES); other errors at
@@ -177,7 +213,8 @@ class RemoteTree:
     async def _readdir(self, rel_dir: str, spawn: Spawn) -> list[tuple[str | bytes, Attrs]]:
         path = self._full(rel_dir)
         try:
-            return await self._retry_busy(lambda: self.session.listdir(path, spawn))
+            async with self._slots:
+                return await self._retry_busy(lambda: self.session.listdir(path, spawn))
         except TreeError as e:
             raise RemoteError(f"cannot list {path}: {e}") from None
 
@@ -189,6 +226,8 @@ class RemoteTree:
         seen: set[str],
         listing: Listing,
     ) -> Entry | None:
+        if not rel_dir and filename in self._probe_names:
+            return None  # the profile's probe, beside the scan
         if not isinstance(filename, str):
             text = filename.decode("utf-8", "backslashreplace")
             path = f"{rel_dir}/{text}" if rel_dir else text
@@ -252,11 +291,12 @@ class RemoteTree:
     @asynccontextmanager
     async def open_read(self, path: str) -> AsyncIterator[FileReader]:
         full = self._full(path)
-        reader = await self._retry_busy(lambda: self.session.open(full))
-        try:
-            yield reader
-        finally:
-            await reader.close()
+        async with self._slots:
+            reader = await self._retry_busy(lambda: self.session.open(full))
+            try:
+                yield reader
+            finally:
+                await reader.close()
 
     async def rename(self, old: str, new: str) -> None:
         await self.session.rename(self._full(old), self._full(new))
@@ -279,12 +319,16 @@ class RemoteTree:
 
     @asynccontextmanager
     async def open_log(self, path: str) -> AsyncIterator[FileWriter]:
-        writer = await self.session.create(self._full(path), 0o600, replace=True)
-        try:
-            yield writer
-        finally:
-            with suppress(TreeError, RemoteError):
-                await writer.finish(mode=None, mtime=None)
+        caps = await self.capabilities()
+        async with self._slots:
+            writer = await self.session.create(
+                self._full(path), 0o600 if caps.create_mode else None, replace=True
+            )
+            try:
+                yield writer
+            finally:
+                with suppress(TreeError, RemoteError):
+                    await writer.finish(mode=None, mtime=None)
 
     @asynccontextmanager
     async def open_write(
@@ -299,31 +343,49 @@ class RemoteTree:
         directory, name = posixpath.split(final)
         temp = temp_name(name, tag)
         tmp = posixpath.join(directory, temp)
-        # Private while it is partial; without perms, the server's default mode from the start.
-        writer: Writer = await self._retry_busy(
-            lambda: self.session.create(tmp, 0o600 if perms else None)
-        )
-        try:
-            yield writer
-            # The rename waits for the last write, the attributes and the close: a failure
-            # never puts the file in place.
-            await writer.finish(mode=entry.mode & 0o777 if perms else None, mtime=entry.mtime)
-            rel_tmp = posixpath.join(posixpath.dirname(entry.path), temp)
-            await self._rename(tmp, final, entry.path, rel_tmp, on_swap)
-        except BaseException as exc:
-            await asyncio.shield(writer.discard())
-            # If the connection is gone, the next run sweeps the temporary file.
-            with suppress(TreeError, RemoteError):
-                await asyncio.shield(self.session.remove(tmp))
-            if isinstance(exc, ServerFailure | NoSpace):
-                free = await self.session.free_space(directory)
-                if free is not None and free < max(entry.size, 1):
-                    raise RemoteError(
-                        f"remote filesystem full: {free} bytes free in {directory or '.'}, "
-                        f"{entry.path} needs {entry.size}",
-                        hint="free space on the server, or ask for a larger quota",
-                    ) from None
-            raise
+        mode = entry.mode & 0o777
+        # The profile is probed beside the scans, so a site file finds it known; a file written
+        # before it (the lock's holder, without perms) does not wait for it, and leaves its
+        # mtime unset where the server refuses it.
+        known = self._caps or (await self.capabilities() if perms else None)
+        caps = known or FULL
+        # Private while it is partial, then its mode: where chmod works. Where it does not,
+        # the final mode from the start (or the server's own, where a mode given is refused:
+        # plan() refuses a site file whose mode cannot be made so; our own state files take
+        # what they get). Without perms, the server's default mode from the start.
+        if not perms:
+            create, later = None, None
+        elif caps.chmod:
+            create, later = 0o600, mode
+        else:
+            create, later = (mode if caps.create_mode else None), None
+        async with self._slots:
+            writer: Writer = await self._retry_busy(lambda: self.session.create(tmp, create))
+            try:
+                yield writer
+                # The rename waits for the last write, the attributes and the close: a failure
+                # never puts the file in place. Where the server ignores mtimes, the one it
+                # gives is asked for (the manifest records it).
+                await writer.finish(
+                    mode=later, mtime=entry.mtime if caps.mtimes else None,
+                    observe=not caps.mtimes, lenient=known is None,
+                )  # fmt: skip
+                rel_tmp = posixpath.join(posixpath.dirname(entry.path), temp)
+                await self._rename(tmp, final, entry.path, rel_tmp, on_swap)
+            except BaseException as exc:
+                await asyncio.shield(writer.discard())
+                # If the connection is gone, the next run sweeps the temporary file.
+                with suppress(TreeError, RemoteError):
+                    await asyncio.shield(self.session.remove(tmp))
+                if isinstance(exc, ServerFailure | NoSpace):
+                    free = await self.session.free_space(directory)
+                    if free is not None and free < max(entry.size, 1):
+                        raise RemoteError(
+                            f"remote filesystem full: {free} bytes free in {directory or '.'}, "
+                            f"{entry.path} needs {entry.size}",
+                            hint="free space on the server, or ask for a larger quota",
+                        ) from None
+                raise
 
     async def _rename(
         self, tmp: str, final: str, rel: str, rel_tmp: str, on_swap: OnSwap | None
@@ -345,6 +407,9 @@ class RemoteTree:
             return
         except ServerFailure:
             pass
+        if (kind := file_type_of((await self.session.lstat(final)).mode)) != "file":
+            # Never a directory (or a link's target) moved aside: the plan replaces only files.
+            raise TreeError(f"cannot replace: it is a {'directory' if kind == 'dir' else kind}")
         # No atomic replace on this server. The swap is journaled first; then the old file is
         # renamed aside and the new one in, both requests at once (answered in order), so the
         # final name is missing only while the server goes from one to the next.

@@ -35,6 +35,7 @@ FEATURES = {
     "bulk": "large writes framed around views of the chunk; AES-GCM sealed in one pass",
     "facts": "doctor reads strict-KEX and extension flags",
     "watchdog": "a session that stops answering is dropped after --timeout seconds",
+    "probe": "the server profile: probe requests in a set order; posix-rename tried unadvertised",
 }
 
 
@@ -75,6 +76,15 @@ SURFACE = (
     Private("watchdog", "asyncssh.sftp:SFTPHandler.recv_packets", "f1c5fb1ba31b4800"),
     Private("watchdog", "asyncssh.sftp:SFTPClientHandler._process_packet", "5c121c9917d55583"),
     Private("watchdog", "asyncssh.sftp:SFTPClientHandler.__init__", "0b9be11180467223"),
+    # probe: SFTPClientFile._handler/_handle, the handler's requests sent in task order, and
+    # _supports_posix_rename (set in SFTPClientHandler.__init__, read by posix_rename).
+    Private("probe", "asyncssh.sftp:SFTPClientFile.__init__", "372a3642ce73fa9e"),
+    Private("probe", "asyncssh.sftp:SFTPClientHandler.__init__", "0b9be11180467223"),
+    Private("probe", "asyncssh.sftp:SFTPClientHandler.posix_rename", "f368918c3534d462"),
+    Private("probe", "asyncssh.sftp:SFTPClientHandler.fstat", "3da38dc43c658bf0"),
+    Private("probe", "asyncssh.sftp:SFTPClientHandler.fsetstat", "4c721ebeb556f55d"),
+    Private("probe", "asyncssh.sftp:SFTPClientHandler.write", "21803ccf8973dd07"),
+    Private("probe", "asyncssh.sftp:SFTPClientHandler.close", "73c96883b13a7673"),
     # facts: SSHConnection._strict_kex and SFTPClientHandler._supports_* (doctor only).
     Private("facts", "asyncssh.connection:SSHConnection.__init__", "41da2e469f2a3964"),
     Private("facts", "asyncssh.sftp:SFTPClientHandler.__init__", "0b9be11180467223"),
