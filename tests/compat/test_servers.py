@@ -151,3 +151,50 @@ def test_a_file_replacing_a_link_leaves_its_target(
     assert (target.disk / "target.html").read_bytes() == b"the host's own page\n"
     assert not (target.disk / "alias.html").is_symlink()
     assert (target.disk / "alias.html").read_bytes() == b"ours\n"
+
+
+# What one read gets from each server that states no read limit (learnt on a large file), and
+# from one that states it (Dropbear runs OpenSSH's sftp-server: limits@openssh.com).
+READ_LEARNT = {
+    "proftpd": 256 << 10,
+    "rclone": 32 << 10,
+    "gesftpserver": 256 << 10,
+    "dropbear": 255 << 10,  # stated: OpenSSH's sftp-server
+    "paramiko": 256 << 10,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(READ_LEARNT))
+def test_the_read_size_is_learnt_where_the_server_states_none(
+    compat_servers: Servers, kind: str
+) -> None:
+    """Without limits@openssh.com asyncssh reads 16 KiB at a time; the first large file shows
+    what the server answers whole (rclone caps reads at 32 KiB: asking it more is slower)."""
+    server = compat_servers.get(kind)
+    target = target_of(server)
+    data = os.urandom(3 << 20)
+    path = target.disk / "big.bin"
+    path.write_bytes(data)
+    st = server.login_dir.stat()
+    os.chown(path, st.st_uid, st.st_gid)
+
+    async def body() -> tuple[int | None, int | None, bytes]:
+        spec = RemoteSpec(target.host, path="", user=target.user, port=target.port)
+        options = ConnectOptions(
+            password=Secret(target.password), known_hosts=target.known_hosts, timeout=15
+        )
+        async with open_session(spec, options) as session:
+            before = session.read_len
+            reader = await session.open("public_html/big.bin", len(data))
+            try:
+                got = b"".join(
+                    [await reader.read(1 << 20, o) for o in range(0, len(data), 1 << 20)]
+                )
+            finally:
+                await reader.close()
+            return before, session.read_len, got
+
+    before, learnt, got = asyncio.run(body())
+    assert got == data
+    assert learnt == READ_LEARNT[kind]
+    assert before == (None if kind != "dropbear" else READ_LEARNT[kind])

@@ -71,7 +71,7 @@ async def copy_file(
     writes: deque[tuple[asyncio.Future[int], int]] = deque()
     ahead: asyncio.Future[bytes] | None = None
     async with (
-        src.open_read(action.path) as reader,
+        src.open_read(action.path, action.entry.size) as reader,
         dst.open_write(action.entry, perms=perms, tag=tag, on_swap=on_swap) as writer,
     ):
         try:

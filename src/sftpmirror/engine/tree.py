@@ -198,7 +198,11 @@ class Tree(Protocol):
 
     async def rmdir(self, entry: Entry) -> None: ...
 
-    def open_read(self, path: str) -> AbstractAsyncContextManager[FileReader]: ...
+    def open_read(
+        self, path: str, size: int | None = None
+    ) -> AbstractAsyncContextManager[FileReader]:
+        """``size``: the file's listed size, where known (a server's read size is learned on
+        a large file)."""
 
     async def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
         """SHA-256 of each file that could be read (the others are left out)."""

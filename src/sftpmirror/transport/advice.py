@@ -104,7 +104,8 @@ def findings(profile: Profile) -> list[Finding]:
             Finding(
                 INFO,
                 f"no limits@openssh.com: at most {profile.max_handles} files and directories "
-                f"open at once, reads and writes of {profile.max_write // 1024} KiB",
+                f"open at once, writes of {profile.max_write // 1024} KiB, reads as large as the "
+                "server answers whole (learnt on the first large file, at most 256 KiB)",
             )
         )
     for note in profile.notes:

@@ -260,3 +260,22 @@ async def _probe_files(
         chmod=observed_mode(after) == PROBE_MODE,
         mtimes=after.mtime is not None and int(after.mtime) == PROBE_MTIME,
     )
+
+
+SAFE_READ = 16 << 10  # asyncssh's size where no limit is stated: every server answers it whole
+
+
+async def learn_read(f: asyncssh.SFTPClientFile, tried: int) -> int:
+    """How much one read gets from this server: ``tried`` bytes asked at offset 0 of a file
+    known to be longer; a shorter answer is the server's own cap (rounded down to a power of
+    two, never below SAFE_READ). The answer's bytes are not kept: the copy reads them again."""
+    handler, handle = f._handler, f._handle
+    assert handle is not None
+    try:
+        data, _ = await handler.read(handle, 0, tried)
+    except asyncssh.SFTPError:
+        return SAFE_READ
+    got = len(data)
+    if got >= tried:
+        return tried
+    return max(SAFE_READ, 1 << (got.bit_length() - 1)) if got else SAFE_READ

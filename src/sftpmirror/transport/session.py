@@ -23,7 +23,7 @@ from sftpmirror.transport._fastpath.bulk_writes import BulkWriter
 from sftpmirror.transport._fastpath.pipeline import WriteAhead, compact, list_directory
 from sftpmirror.transport._fastpath.watchdog import Watchdog
 from sftpmirror.transport.errors import describe, mapped, reraise, to_tree_error
-from sftpmirror.transport.profile import Profile, probe
+from sftpmirror.transport.profile import Profile, learn_read, probe
 
 # Files and directories open at once where the server states no limit (no limits@openssh.com):
 # gesftpserver allows 128 and fails badly past it; OpenSSH states its own (about 1,000).
@@ -31,6 +31,11 @@ DEFAULT_HANDLES = 64
 # Handles kept free below a limit the server states (its own files, a doctor's probe).
 HANDLE_MARGIN = 8
 MAX_HANDLES = 512
+# The read size tried on a server that states none (OpenSSH's own limit). Measured at 20 ms on
+# 20 MiB: ProFTPD 0.99 s at 16 KiB → 0.70 s, gesftpserver 0.89 → 0.75 s, paramiko 1.35 → 1.20 s;
+# rclone answers 32 KiB at most, and asking more of it is slower (asyncssh asks for the rest of
+# each short answer in turn: 5.75 s), hence learnt, not assumed.
+READ_TRY = 256 << 10
 
 Spawn = Callable[[Coroutine[None, None, None]], object]
 
@@ -185,6 +190,10 @@ class Session:
         if conn is not None and stall_timeout and fastpath.enabled("watchdog"):
             self._watchdog = Watchdog(sftp, conn, stall_timeout)
         self.profile = self._stated()
+        # The size one read asks for: the server's stated limit, else learnt (None: not yet,
+        # asyncssh's safe 16 KiB meanwhile).
+        self.read_len: int | None = self.profile.max_read if self.profile.limits else None
+        self._learning = asyncio.Lock()
 
     def _stated(self) -> Profile:
         """The profile as far as the server states it (version, limits, extensions); the
@@ -377,10 +386,20 @@ class Session:
         handler = getattr(self._sftp, "_handler", None)
         return {name: getattr(handler, f"_supports_{name}", None) for name in EXTENSIONS}
 
-    async def open(self, path: str) -> Reader:
-        """An existing file, for reading; ``Reader.close()`` when done."""
+    async def open(self, path: str, size: int | None = None) -> Reader:
+        """An existing file, for reading; ``Reader.close()`` when done. Where the server
+        states no read limit, the first file of at least ``2 * READ_TRY`` bytes (``size``)
+        shows how much one read gets (``learn_read``), and later reads ask that much."""
         with self._mapped():
-            return Reader(await self._sftp.open(path, "rb"), self._mapped)
+            f = await self._sftp.open(path, "rb")
+            learn = self.read_len is None and size is not None and size >= 2 * READ_TRY
+            if learn and fastpath.enabled("probe"):
+                async with self._learning:
+                    if self.read_len is None:
+                        self.read_len = await learn_read(f, READ_TRY)
+            if self.read_len is not None:
+                f.read_len = self.read_len
+            return Reader(f, self._mapped)
 
     async def create(self, path: str, mode: int | None, *, replace: bool = False) -> Writer:
         """A new file (exclusive create: an existing name is an error), ``mode`` from the

@@ -292,7 +292,7 @@ class LocalTree:
             await asyncio.to_thread(os.rmdir, self._full(entry.path))
 
     @asynccontextmanager
-    async def open_read(self, path: str) -> AsyncIterator[FileReader]:
+    async def open_read(self, path: str, size: int | None = None) -> AsyncIterator[FileReader]:
         with _mapped():
             fd = await asyncio.to_thread(os.open, self._full(path), os.O_RDONLY)
         try:

@@ -209,7 +209,7 @@ class MemoryTree:
         del self.dirs[entry.path]
 
     @asynccontextmanager
-    async def open_read(self, path: str) -> AsyncIterator[FileReader]:
+    async def open_read(self, path: str, size: int | None = None) -> AsyncIterator[FileReader]:
         self._check("open_read", path)
         if path in self.dirs:
             raise TreeError("is a directory")

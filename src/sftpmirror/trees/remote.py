@@ -289,10 +289,10 @@ class RemoteTree:
         await self.session.rmdir(self._full(entry.path))
 
     @asynccontextmanager
-    async def open_read(self, path: str) -> AsyncIterator[FileReader]:
+    async def open_read(self, path: str, size: int | None = None) -> AsyncIterator[FileReader]:
         full = self._full(path)
         async with self._slots:
-            reader = await self._retry_busy(lambda: self.session.open(full))
+            reader = await self._retry_busy(lambda: self.session.open(full, size))
             try:
                 yield reader
             finally:

@@ -35,7 +35,8 @@ FEATURES = {
     "bulk": "large writes framed around views of the chunk; AES-GCM sealed in one pass",
     "facts": "doctor reads strict-KEX and extension flags",
     "watchdog": "a session that stops answering is dropped after --timeout seconds",
-    "probe": "the server profile: probe requests in a set order; posix-rename tried unadvertised",
+    "probe": "the server profile: probe requests in a set order; posix-rename tried "
+    "unadvertised; the read size learnt where none is stated",
 }
 
 
@@ -85,6 +86,7 @@ SURFACE = (
     Private("probe", "asyncssh.sftp:SFTPClientHandler.fsetstat", "4c721ebeb556f55d"),
     Private("probe", "asyncssh.sftp:SFTPClientHandler.write", "21803ccf8973dd07"),
     Private("probe", "asyncssh.sftp:SFTPClientHandler.close", "73c96883b13a7673"),
+    Private("probe", "asyncssh.sftp:SFTPClientHandler.read", "b90d5159e2743652"),
     # facts: SSHConnection._strict_kex and SFTPClientHandler._supports_* (doctor only).
     Private("facts", "asyncssh.connection:SSHConnection.__init__", "41da2e469f2a3964"),
     Private("facts", "asyncssh.sftp:SFTPClientHandler.__init__", "0b9be11180467223"),
