@@ -16,14 +16,19 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 COMPAT_USER = "sftpmirror-compat"
 COMPAT_PASSWORD = "sftpmirror-Compat-pw-4b1e"  # test-only, local servers on 127.0.0.1
 HOST = "127.0.0.1"
 START_TIMEOUT = 15.0
+#: How many free ports a server is tried on before its start-up counts as failed.
+PORT_ATTEMPTS = 5
+#: What a server's log says (lower-cased) when another process took its port first.
+BIND_ERRORS = ("address already in use", "unable to bind", "cannot bind", "in use")
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,58 @@ class CompatServer:
         st = self.login_dir.stat()
         os.chown(self.web_root, st.st_uid, st.st_gid)
         self.web_root.chmod(0o755)
+
+
+def compat_server(
+    *,
+    kind: str,
+    port: int,
+    public_keys: Iterable[str],
+    known_hosts: Path,
+    login_dir: Path,
+    log: Path,
+    notes: tuple[str, ...],
+) -> CompatServer:
+    """A server of the matrix on ``HOST:port`` with password login for :data:`COMPAT_USER`;
+    writes ``known_hosts`` with its host keys (``public_keys``, ``type base64 ...`` lines)."""
+    known_hosts.write_text("".join(known_hosts_line(port, key) for key in public_keys))
+    return CompatServer(
+        kind=kind,
+        host=HOST,
+        port=port,
+        user=COMPAT_USER,
+        password=COMPAT_PASSWORD,
+        known_hosts=known_hosts,
+        login_dir=login_dir,
+        log=log,
+        notes=notes,
+    )
+
+
+def ssh_host_key(key: Path, keytype: str = "ed25519", *options: str) -> str:
+    """Make a fresh host key at ``key`` (and ``key.pub``) with ssh-keygen, no passphrase and no
+    comment, replacing any old pair; ``options`` go to ssh-keygen. Returns the public key line."""
+    public = key.with_name(key.name + ".pub")
+    for stale in (key, public):
+        stale.unlink(missing_ok=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", keytype, *options, "-N", "", "-C", "", "-f", str(key)],
+        check=True,
+        capture_output=True,
+    )
+    return public.read_text()
+
+
+def served_dir(login_dir: Path) -> Path:
+    """``login_dir`` made afresh (emptied if it exists) with ``public_html`` in it, both 0755 and
+    owned by this process: the login directory of a server that runs as the tests' own user."""
+    if login_dir.exists():
+        shutil.rmtree(login_dir)
+    login_dir.mkdir()
+    login_dir.chmod(0o755)
+    (login_dir / "public_html").mkdir(mode=0o755)
+    (login_dir / "public_html").chmod(0o755)
+    return login_dir
 
 
 def apt_install(*packages: str) -> None:
@@ -145,3 +202,69 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait(5)
+
+
+def log_tail(*logs: Path, lines: int = 30) -> str:
+    """The last ``lines`` lines of each log that can be read, each headed by its name."""
+    parts: list[str] = []
+    for log in logs:
+        try:
+            text = log.read_text(errors="replace")
+        except OSError:
+            continue
+        parts.append(f"--- {log.name}\n" + ("\n".join(text.splitlines()[-lines:]) or "(empty)"))
+    return "\n".join(parts) or "(no log)"
+
+
+def start_on_free_port(
+    what: str,
+    launch: Callable[[int], subprocess.Popen[bytes]],
+    logs: Sequence[Path],
+    stop_proc: Callable[[subprocess.Popen[bytes]], None] = stop,
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a server on a free 127.0.0.1 port and wait for its SSH banner; returns the process
+    and the port. ``launch(port)`` writes any per-port configuration and starts the server (in
+    a session of its own). When the server does not come up it is stopped with ``stop_proc``;
+    if its ``logs`` say the port was taken meanwhile, another port is tried (at most
+    :data:`PORT_ATTEMPTS` in all), else a RuntimeError names ``what`` and quotes the logs."""
+    attempt = 0
+    while True:
+        attempt += 1
+        port = free_port()
+        proc = launch(port)
+        try:
+            wait_for_banner(port, partial(_running, proc))
+        except RuntimeError as exc:
+            stop_proc(proc)
+            tail = log_tail(*logs)
+            if attempt < PORT_ATTEMPTS and any(err in tail.lower() for err in BIND_ERRORS):
+                continue  # the port was taken between free_port() and the server's bind
+            raise RuntimeError(f"{what} did not start ({exc}); log:\n{tail}") from exc
+        except BaseException:
+            stop_proc(proc)
+            raise
+        return proc, port
+
+
+def descendants(pid: int) -> list[int]:
+    """Child processes (direct and indirect) of ``pid``, parents before children (from /proc)."""
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(entry))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in kids.get(todo.pop(0), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _running(proc: subprocess.Popen[bytes]) -> bool:
+    return proc.poll() is None

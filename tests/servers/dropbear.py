@@ -28,30 +28,21 @@ import shlex
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 
 from tests.servers.base import (
-    COMPAT_PASSWORD,
-    COMPAT_USER,
     HOST,
     CompatServer,
     apt_install,
-    free_port,
-    known_hosts_line,
-    wait_for_banner,
+    compat_server,
+    start_on_free_port,
 )
-from tests.servers.gesftp import log_tail, login_area, stop_with_sessions
+from tests.servers.gesftp import login_area, stop_with_sessions
 
 __all__ = ["DROPBEAR", "SFTP_SERVER", "running_dropbear"]
 
 DROPBEAR = Path("/usr/sbin/dropbear")
 SFTP_SERVER = Path("/usr/lib/sftp-server")  # the path compiled into Dropbear
-_PORT_ATTEMPTS = 5
-
-
-def _alive(proc: subprocess.Popen[bytes]) -> bool:
-    return proc.poll() is None
 
 
 def _public_key(key: Path) -> str:
@@ -85,45 +76,33 @@ def running_dropbear(workdir: Path) -> Iterator[CompatServer]:
     with login_area("dropbear-") as (login_dir, uid, _gid):
         group = grp.getgrgid(pwd.getpwuid(uid).pw_gid).gr_name
         forced = f"cd {shlex.quote(str(login_dir))} && exec {SFTP_SERVER}"
-        proc: subprocess.Popen[bytes] | None = None
+
+        def launch(port: int) -> subprocess.Popen[bytes]:
+            # -F foreground, -E log to stderr, -w no root, -G only the account's group,
+            # -m no motd, -j/-k no port forwarding, -c the forced command
+            command = [
+                str(DROPBEAR), "-F", "-E", "-w", "-m", "-j", "-k",
+                "-G", group,
+                "-r", str(host_key),
+                "-p", f"{HOST}:{port}",
+                "-P", str(workdir / "dropbear.pid"),
+                "-c", forced,
+            ]  # fmt: skip
+            with log.open("wb") as log_fh:
+                return subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_fh,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+
+        proc, port = start_on_free_port("dropbear", launch, [log], stop_proc=stop_with_sessions)
         try:
-            for attempt in range(_PORT_ATTEMPTS):
-                port = free_port()
-                # -F foreground, -E log to stderr, -w no root, -G only the account's group,
-                # -m no motd, -j/-k no port forwarding, -c the forced command
-                command = [
-                    str(DROPBEAR), "-F", "-E", "-w", "-m", "-j", "-k",
-                    "-G", group,
-                    "-r", str(host_key),
-                    "-p", f"{HOST}:{port}",
-                    "-P", str(workdir / "dropbear.pid"),
-                    "-c", forced,
-                ]  # fmt: skip
-                with log.open("wb") as log_fh:
-                    proc = subprocess.Popen(
-                        command,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log_fh,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                try:
-                    wait_for_banner(port, partial(_alive, proc))
-                    break
-                except RuntimeError as exc:
-                    stop_with_sessions(proc)
-                    proc = None
-                    tail = log_tail(log)
-                    if attempt + 1 < _PORT_ATTEMPTS and "Address already in use" in tail:
-                        continue  # the port was taken between free_port() and Dropbear's bind
-                    raise RuntimeError(f"dropbear did not start: {exc}\n{tail}") from None
-            known_hosts.write_text(known_hosts_line(port, _public_key(host_key)))
-            yield CompatServer(
+            yield compat_server(
                 kind="dropbear",
-                host=HOST,
                 port=port,
-                user=COMPAT_USER,
-                password=COMPAT_PASSWORD,
+                public_keys=[_public_key(host_key)],
                 known_hosts=known_hosts,
                 login_dir=login_dir,
                 log=log,
@@ -136,5 +115,4 @@ def running_dropbear(workdir: Path) -> Iterator[CompatServer]:
                 ),
             )
         finally:
-            if proc is not None:
-                stop_with_sessions(proc)
+            stop_with_sessions(proc)

@@ -30,19 +30,19 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from functools import partial
 from pathlib import Path
 
 from tests.servers.base import (
-    COMPAT_PASSWORD,
     COMPAT_USER,
     HOST,
     CompatServer,
     apt_install,
+    compat_server,
+    descendants,
     ensure_compat_user,
-    free_port,
-    known_hosts_line,
-    wait_for_banner,
+    log_tail,
+    ssh_host_key,
+    start_on_free_port,
 )
 
 __all__ = [
@@ -62,15 +62,6 @@ COMPAT_HOME = AREA / "compat-home"
 GESFTPSERVER = Path("/usr/libexec/gesftpserver")
 _SSHD = Path("/usr/sbin/sshd")  # sshd re-execs itself only when started by an absolute path
 _PRIVSEP_DIR = Path("/run/sshd")
-_PORT_ATTEMPTS = 5
-
-
-def log_tail(log: Path, lines: int = 30) -> str:
-    try:
-        text = log.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
 
 
 @contextmanager
@@ -103,26 +94,6 @@ def login_area(prefix: str) -> Iterator[tuple[Path, int, int]]:
         shutil.rmtree(login, ignore_errors=True)
 
 
-def _children(pid: int) -> list[int]:
-    """Descendants of ``pid``, parents before children (from /proc)."""
-    kids: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            kids.setdefault(ppid, []).append(int(entry))
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        for child in kids.get(todo.pop(0), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def stop_with_sessions(proc: subprocess.Popen[bytes]) -> None:
     """Stop a listener and the per-connection processes it forked (sshd and dropbear put those
     in sessions of their own, out of reach of ``base.stop``'s process-group kill): deepest
@@ -130,9 +101,9 @@ def stop_with_sessions(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is not None:
         return
     deadline = time.monotonic() + 2  # connections already closed wind down by themselves
-    while _children(proc.pid) and time.monotonic() < deadline:
+    while descendants(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    for pid in reversed(_children(proc.pid)):
+    for pid in reversed(descendants(proc.pid)):
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 2
@@ -144,10 +115,6 @@ def stop_with_sessions(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
-
-
-def _alive(proc: subprocess.Popen[bytes]) -> bool:
-    return proc.poll() is None
 
 
 def _sshd_config(*, port: int, host_key: Path, pid_file: Path, login_dir: Path) -> str:
@@ -191,62 +158,43 @@ def running_gesftpserver(workdir: Path) -> Iterator[CompatServer]:
     workdir.mkdir(parents=True, exist_ok=True)
     _PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
     host_key = workdir / "ssh_host_ed25519_key"
-    for stale in (host_key, host_key.with_name(host_key.name + ".pub")):
-        stale.unlink(missing_ok=True)
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(host_key)],
-        check=True,
-        capture_output=True,
-    )
+    pub = ssh_host_key(host_key)
     config = workdir / "sshd_config"
     log = workdir / "sshd.log"
     known_hosts = workdir / "known_hosts"
     with login_area("gesftp-") as (login_dir, _uid, _gid):
-        proc: subprocess.Popen[bytes] | None = None
+
+        def launch(port: int) -> subprocess.Popen[bytes]:
+            config.write_text(
+                _sshd_config(
+                    port=port,
+                    host_key=host_key,
+                    pid_file=workdir / "sshd.pid",
+                    login_dir=login_dir,
+                )
+            )
+            check = subprocess.run(
+                [str(_SSHD), "-t", "-f", str(config)], capture_output=True, text=True
+            )
+            if check.returncode != 0:
+                raise RuntimeError(f"sshd rejected {config}:\n{check.stderr}{check.stdout}")
+            log.unlink(missing_ok=True)
+            return subprocess.Popen(
+                [str(_SSHD), "-D", "-f", str(config), "-E", str(log)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+        proc, port = start_on_free_port(
+            "gesftpserver's sshd", launch, [log], stop_proc=stop_with_sessions
+        )
         try:
-            for attempt in range(_PORT_ATTEMPTS):
-                port = free_port()
-                config.write_text(
-                    _sshd_config(
-                        port=port,
-                        host_key=host_key,
-                        pid_file=workdir / "sshd.pid",
-                        login_dir=login_dir,
-                    )
-                )
-                check = subprocess.run(
-                    [str(_SSHD), "-t", "-f", str(config)], capture_output=True, text=True
-                )
-                if check.returncode != 0:
-                    raise RuntimeError(f"sshd rejected {config}:\n{check.stderr}{check.stdout}")
-                log.unlink(missing_ok=True)
-                proc = subprocess.Popen(
-                    [str(_SSHD), "-D", "-f", str(config), "-E", str(log)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-                try:
-                    wait_for_banner(port, partial(_alive, proc))
-                    break
-                except RuntimeError as exc:
-                    stop_with_sessions(proc)
-                    proc = None
-                    tail = log_tail(log)
-                    if attempt + 1 < _PORT_ATTEMPTS and "Address already in use" in tail:
-                        continue  # the port was taken between free_port() and sshd's bind
-                    raise RuntimeError(
-                        f"gesftpserver's sshd did not start: {exc}\n{tail}"
-                    ) from None
-            pub = host_key.with_name(host_key.name + ".pub").read_text()
-            known_hosts.write_text(known_hosts_line(port, pub))
-            yield CompatServer(
+            yield compat_server(
                 kind="gesftpserver",
-                host=HOST,
                 port=port,
-                user=COMPAT_USER,
-                password=COMPAT_PASSWORD,
+                public_keys=[pub],
                 known_hosts=known_hosts,
                 login_dir=login_dir,
                 log=log,
@@ -259,5 +207,4 @@ def running_gesftpserver(workdir: Path) -> Iterator[CompatServer]:
                 ),
             )
         finally:
-            if proc is not None:
-                stop_with_sessions(proc)
+            stop_with_sessions(proc)

@@ -29,7 +29,6 @@ import argparse
 import hmac
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -37,7 +36,6 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -58,16 +56,16 @@ from tests.servers.base import (
     HOST,
     CompatServer,
     apt_install,
-    free_port,
-    known_hosts_line,
+    compat_server,
+    served_dir,
+    ssh_host_key,
+    start_on_free_port,
     stop,
-    wait_for_banner,
 )
 
 __all__ = ["RootedSFTPServer", "main", "running_paramiko"]
 
 _REPO = Path(__file__).resolve().parents[2]
-_PORT_ATTEMPTS = 5
 _UMASK = 0o022
 _O666 = 0o666
 log = logging.getLogger("paramiko_server")
@@ -388,18 +386,6 @@ def main(argv: list[str] | None = None) -> int:
 # --------------------------------------------------------------------------
 
 
-def _alive(proc: subprocess.Popen[bytes]) -> bool:
-    return proc.poll() is None
-
-
-def _log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no server log)"
-    return "\n".join(text.splitlines()[-lines:]) or "(server log is empty)"
-
-
 @contextmanager
 def running_paramiko(workdir: Path) -> Iterator[CompatServer]:
     """Start the paramiko SFTP server in a child process on 127.0.0.1, serving
@@ -409,80 +395,49 @@ def running_paramiko(workdir: Path) -> Iterator[CompatServer]:
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     key = workdir / "paramiko_host_ed25519_key"
-    for stale in (key, key.with_name(key.name + ".pub")):
-        stale.unlink(missing_ok=True)
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(key)],
-        check=True,
-        capture_output=True,
-    )
+    pub = ssh_host_key(key)
     password_file = workdir / "paramiko_password"
     password_file.touch(mode=0o600)
     password_file.chmod(0o600)
     password_file.write_text(COMPAT_PASSWORD + "\n")
     log_file = workdir / "paramiko_server.log"
     known_hosts = workdir / "known_hosts"
-    login_dir = workdir / "served"
-    if login_dir.exists():
-        shutil.rmtree(login_dir)
-    login_dir.mkdir()
-    login_dir.chmod(0o755)
-    (login_dir / "public_html").mkdir(mode=0o755)
-    (login_dir / "public_html").chmod(0o755)
+    login_dir = served_dir(workdir / "served")
 
-    proc: subprocess.Popen[bytes] | None = None
+    def launch(port: int) -> subprocess.Popen[bytes]:
+        log_file.unlink(missing_ok=True)
+        with log_file.open("ab") as err:
+            return subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.servers.paramiko_server",
+                    "--root",
+                    str(login_dir),
+                    "--port",
+                    str(port),
+                    "--key",
+                    str(key),
+                    "--user",
+                    COMPAT_USER,
+                    "--password-file",
+                    str(password_file),
+                    "--log",
+                    str(log_file),
+                ],
+                cwd=_REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
+
+    proc, port = start_on_free_port("paramiko SFTP server", launch, [log_file])
     try:
-        for attempt in range(_PORT_ATTEMPTS):
-            port = free_port()
-            log_file.unlink(missing_ok=True)
-            with log_file.open("ab") as err:
-                proc = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "tests.servers.paramiko_server",
-                        "--root",
-                        str(login_dir),
-                        "--port",
-                        str(port),
-                        "--key",
-                        str(key),
-                        "--user",
-                        COMPAT_USER,
-                        "--password-file",
-                        str(password_file),
-                        "--log",
-                        str(log_file),
-                    ],
-                    cwd=_REPO,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=err,
-                    start_new_session=True,
-                )
-            try:
-                wait_for_banner(port, partial(_alive, proc))
-                break
-            except RuntimeError as exc:
-                stop(proc)
-                proc = None
-                tail = _log_tail(log_file)
-                if attempt + 1 < _PORT_ATTEMPTS and "in use" in tail:
-                    continue
-                raise RuntimeError(
-                    f"paramiko SFTP server did not start ({exc}); log:\n{tail}"
-                ) from exc
-        else:  # pragma: no cover - the loop always breaks or raises
-            raise RuntimeError("could not start the paramiko SFTP server")
-
-        pub = key.with_name(key.name + ".pub").read_text()
-        known_hosts.write_text(known_hosts_line(port, pub))
-        yield CompatServer(
+        yield compat_server(
             kind="paramiko",
-            host=HOST,
             port=port,
-            user=COMPAT_USER,
-            password=COMPAT_PASSWORD,
+            public_keys=[pub],
             known_hosts=known_hosts,
             login_dir=login_dir,
             log=log_file,
@@ -492,8 +447,7 @@ def running_paramiko(workdir: Path) -> Iterator[CompatServer]:
             ),
         )
     finally:
-        if proc is not None:
-            stop(proc)
+        stop(proc)
 
 
 if __name__ == "__main__":

@@ -32,9 +32,8 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
-from functools import partial
 from pathlib import Path
 
 from tests.servers.base import (
@@ -43,10 +42,11 @@ from tests.servers.base import (
     HOST,
     CompatServer,
     apt_install,
+    compat_server,
+    descendants,
     ensure_compat_user,
-    free_port,
-    known_hosts_line,
-    wait_for_banner,
+    ssh_host_key,
+    start_on_free_port,
 )
 
 __all__ = ["VARIANTS", "running_proftpd"]
@@ -95,8 +95,6 @@ _HOST_KEYS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ecdsa", ("-b", "256", "-m", "PEM")),
     ("rsa", ("-b", "3072", "-m", "PEM")),
 )
-_PORT_ATTEMPTS = 5
-_BIND_ERRORS = ("Address already in use", "Unable to bind", "unable to bind")
 
 
 def _account(home: Path) -> tuple[int, int]:
@@ -120,23 +118,17 @@ def _password_hash(password: str) -> str:
     return done.stdout.strip()
 
 
-def _host_keys(workdir: Path) -> list[Path]:
-    keys: list[Path] = []
+def _host_keys(workdir: Path) -> dict[Path, str]:
+    """Fresh host keys in ``workdir``: private key file → public key line."""
+    keys: dict[Path, str] = {}
     for keytype, extra in _HOST_KEYS:
         key = workdir / f"ssh_host_{keytype}_key"
-        for stale in (key, key.with_name(key.name + ".pub")):
-            stale.unlink(missing_ok=True)
-        subprocess.run(
-            ["ssh-keygen", "-q", "-t", keytype, *extra, "-N", "", "-C", "", "-f", str(key)],
-            check=True,
-            capture_output=True,
-        )
+        keys[key] = ssh_host_key(key, keytype, *extra)
         key.chmod(0o600)
-        keys.append(key)
     return keys
 
 
-def _config(*, port: int, workdir: Path, host_keys: list[Path], variant: str) -> str:
+def _config(*, port: int, workdir: Path, host_keys: Iterable[Path], variant: str) -> str:
     lines = [
         f"ModulePath {MODULE_PATH}",
         "LoadModule mod_sftp.c",
@@ -185,47 +177,15 @@ def _config(*, port: int, workdir: Path, host_keys: list[Path], variant: str) ->
     return "\n".join(lines) + "\n"
 
 
-def _log_tail(*logs: Path, lines: int = 30) -> str:
-    parts = []
-    for log in logs:
-        try:
-            text = log.read_text(errors="replace")
-        except OSError:
-            continue
-        parts.append(f"--- {log.name}\n" + "\n".join(text.splitlines()[-lines:]))
-    return "\n".join(parts) or "(no log)"
-
-
-def _children(pid: int) -> list[int]:
-    """Child processes (direct and indirect) of ``pid``, parents before children."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat_line = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat_line.rsplit(")", 1)[1].split()[1])
-        parents.setdefault(ppid, []).append(int(entry))
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        for child in parents.get(todo.pop(0), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     """Stop the session processes the daemon forked (they share its process group), then the
     daemon, so each exiting child is reaped by its parent."""
     if proc.poll() is not None:
         return
     deadline = time.monotonic() + 2.0
-    while _children(proc.pid) and time.monotonic() < deadline:
+    while descendants(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.05)  # sessions the client closed wind down by themselves
-    for pid in reversed(_children(proc.pid)):
+    for pid in reversed(descendants(proc.pid)):
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     with suppress(ProcessLookupError):
@@ -236,10 +196,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(5)
-
-
-def _alive(proc: subprocess.Popen[bytes]) -> bool:
-    return proc.poll() is None
 
 
 def _make_home_base() -> Path:
@@ -293,46 +249,28 @@ def running_proftpd(workdir: Path, variant: str = "default") -> Iterator[CompatS
         for secret in (passwd, group):
             secret.chmod(0o600)
 
-        for _ in range(_PORT_ATTEMPTS):
-            port = free_port()
+        def launch(port: int) -> subprocess.Popen[bytes]:
             config.write_text(
                 _config(port=port, workdir=workdir, host_keys=host_keys, variant=variant)
             )
             for stale in workdir.glob("*.log"):
                 stale.unlink()
             with (workdir / "proftpd.out").open("wb") as out:  # -n: it logs to stderr
-                proc = subprocess.Popen(
+                return subprocess.Popen(
                     [str(PROFTPD), "-n", "-c", str(config)],
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
-            try:
-                wait_for_banner(port, partial(_alive, proc))
-            except RuntimeError as exc:
-                _stop(proc)
-                proc = None
-                tail = _log_tail(workdir / "proftpd.out", workdir / "proftpd.log", log)
-                if any(err in tail for err in _BIND_ERRORS):
-                    continue
-                raise RuntimeError(f"ProFTPD ({kind}) did not start: {exc}\n{tail}") from exc
-            break
-        else:
-            raise RuntimeError(f"ProFTPD ({kind}): no free port in {_PORT_ATTEMPTS} attempts")
 
-        known_hosts.write_text(
-            "".join(
-                known_hosts_line(port, key.with_name(key.name + ".pub").read_text())
-                for key in host_keys
-            )
-        )
-        yield CompatServer(
+        logs = [workdir / "proftpd.out", workdir / "proftpd.log", log]
+        proc, port = start_on_free_port(f"ProFTPD ({kind})", launch, logs, stop_proc=_stop)
+
+        yield compat_server(
             kind=kind,
-            host=HOST,
             port=port,
-            user=COMPAT_USER,
-            password=COMPAT_PASSWORD,
+            public_keys=host_keys.values(),
             known_hosts=known_hosts,
             login_dir=home,
             log=log,

@@ -23,7 +23,6 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 
 from tests.servers.base import (
@@ -32,40 +31,14 @@ from tests.servers.base import (
     HOST,
     CompatServer,
     apt_install,
-    free_port,
-    known_hosts_line,
+    compat_server,
+    served_dir,
+    ssh_host_key,
+    start_on_free_port,
     stop,
-    wait_for_banner,
 )
 
 __all__ = ["running_rclone"]
-
-_PORT_ATTEMPTS = 5
-_BIND_ERRORS = ("address already in use",)
-
-
-def _alive(proc: subprocess.Popen[bytes]) -> bool:
-    return proc.poll() is None
-
-
-def _log_tail(log: Path, lines: int = 30) -> str:
-    try:
-        text = log.read_text(errors="replace")
-    except OSError:
-        return "(no rclone log)"
-    return "\n".join(text.splitlines()[-lines:]) or "(rclone log is empty)"
-
-
-def _host_key(workdir: Path) -> Path:
-    key = workdir / "rclone_host_ed25519_key"
-    for stale in (key, key.with_name(key.name + ".pub")):
-        stale.unlink(missing_ok=True)
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(key)],
-        check=True,
-        capture_output=True,
-    )
-    return key
 
 
 @contextmanager
@@ -78,84 +51,58 @@ def running_rclone(workdir: Path) -> Iterator[CompatServer]:
         raise RuntimeError("rclone is installed but not on PATH")
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    key = _host_key(workdir)
+    key = workdir / "rclone_host_ed25519_key"
+    pub = ssh_host_key(key)
     config = workdir / "rclone.conf"
     config.write_text("")
     authorized_keys = workdir / "rclone_authorized_keys"
     authorized_keys.write_text("")
     log = workdir / "rclone.log"
     known_hosts = workdir / "known_hosts"
-    login_dir = workdir / "served"
-    if login_dir.exists():
-        shutil.rmtree(login_dir)
-    login_dir.mkdir()
-    login_dir.chmod(0o755)
-    (login_dir / "public_html").mkdir(mode=0o755)
-    (login_dir / "public_html").chmod(0o755)
+    login_dir = served_dir(workdir / "served")
 
-    proc: subprocess.Popen[bytes] | None = None
+    def launch(port: int) -> subprocess.Popen[bytes]:
+        log.unlink(missing_ok=True)
+        return subprocess.Popen(
+            [
+                rclone,
+                "serve",
+                "sftp",
+                str(login_dir),
+                "--addr",
+                f"{HOST}:{port}",
+                "--user",
+                COMPAT_USER,
+                "--pass",
+                COMPAT_PASSWORD,
+                "--key",
+                str(key),
+                "--authorized-keys",
+                str(authorized_keys),
+                "--config",
+                str(config),
+                "--cache-dir",
+                str(workdir / "rclone-cache"),
+                "--dir-cache-time",
+                "0s",
+                "--poll-interval",
+                "0",
+                "--log-file",
+                str(log),
+                "-v",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    proc, port = start_on_free_port("rclone serve sftp", launch, [log])
     try:
-        for attempt in range(_PORT_ATTEMPTS):
-            port = free_port()
-            log.unlink(missing_ok=True)
-            proc = subprocess.Popen(
-                [
-                    rclone,
-                    "serve",
-                    "sftp",
-                    str(login_dir),
-                    "--addr",
-                    f"{HOST}:{port}",
-                    "--user",
-                    COMPAT_USER,
-                    "--pass",
-                    COMPAT_PASSWORD,
-                    "--key",
-                    str(key),
-                    "--authorized-keys",
-                    str(authorized_keys),
-                    "--config",
-                    str(config),
-                    "--cache-dir",
-                    str(workdir / "rclone-cache"),
-                    "--dir-cache-time",
-                    "0s",
-                    "--poll-interval",
-                    "0",
-                    "--log-file",
-                    str(log),
-                    "-v",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            try:
-                wait_for_banner(port, partial(_alive, proc))
-                break
-            except RuntimeError as exc:
-                stop(proc)
-                proc = None
-                tail = _log_tail(log)
-                if attempt + 1 < _PORT_ATTEMPTS and any(
-                    err in tail.lower() for err in _BIND_ERRORS
-                ):
-                    continue
-                raise RuntimeError(
-                    f"rclone serve sftp did not start ({exc}); log:\n{tail}"
-                ) from exc
-        else:  # pragma: no cover - the loop always breaks or raises
-            raise RuntimeError("could not start rclone serve sftp")
-
-        pub = key.with_name(key.name + ".pub").read_text()
-        known_hosts.write_text(known_hosts_line(port, pub))
-        yield CompatServer(
+        yield compat_server(
             kind="rclone",
-            host=HOST,
             port=port,
-            user=COMPAT_USER,
-            password=COMPAT_PASSWORD,
+            public_keys=[pub],
             known_hosts=known_hosts,
             login_dir=login_dir,
             log=log,
@@ -168,5 +115,4 @@ def running_rclone(workdir: Path) -> Iterator[CompatServer]:
             ),
         )
     finally:
-        if proc is not None:
-            stop(proc)
+        stop(proc)

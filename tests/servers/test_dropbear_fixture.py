@@ -12,6 +12,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from tests.servers import smoke
 from tests.servers.base import COMPAT_USER, CompatServer
 from tests.servers.dropbear import running_dropbear
 from tests.servers.gesftp import COMPAT_HOME
@@ -23,40 +24,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CompatServer]:
         yield running
 
 
-async def _put(server: CompatServer, name: str, data: bytes) -> tuple[str, str]:
-    async with (
-        asyncssh.connect(
-            server.host,
-            port=server.port,
-            username=server.user,
-            password=server.password,
-            known_hosts=str(server.known_hosts),
-            client_keys=None,
-            agent_path=None,
-        ) as conn,
-        conn.start_sftp_client() as sftp,
-    ):
-        async with sftp.open(f"public_html/{name}", "wb") as f:
-            await f.write(data)
-        return str(await sftp.getcwd()), str(conn.get_extra_info("server_version"))
-
-
 def test_upload_lands_in_web_root(server: CompatServer) -> None:
     assert server.kind == "dropbear"
     assert server.host == "127.0.0.1"
     assert server.user == COMPAT_USER
     payload = b"dropbear smoke\n" + os.urandom(256)
-    cwd, banner = asyncio.run(_put(server, "hello.bin", payload))
-    assert Path(cwd) == server.login_dir
+    put = asyncio.run(smoke.put(server, "hello.bin", payload))
+    assert Path(put.cwd) == server.login_dir
     assert server.login_dir != COMPAT_HOME
-    assert banner.startswith("SSH-2.0-dropbear")
+    assert put.banner.startswith("SSH-2.0-dropbear")
     target = server.web_root / "hello.bin"
     assert target.read_bytes() == payload
     assert target.stat().st_uid == server.login_dir.stat().st_uid != 0
 
 
 def test_reset_empties_web_root(server: CompatServer) -> None:
-    asyncio.run(_put(server, "left-over.txt", b"x"))
+    asyncio.run(smoke.put(server, "left-over.txt", b"x"))
     assert any(server.web_root.iterdir())
     server.reset()
     assert list(server.web_root.iterdir()) == []
@@ -71,17 +54,5 @@ def test_known_hosts_holds_only_the_ed25519_key(server: CompatServer) -> None:
 
 
 def test_root_cannot_log_in(server: CompatServer) -> None:
-    async def attempt() -> None:
-        async with asyncssh.connect(
-            server.host,
-            port=server.port,
-            username="root",
-            password=server.password,
-            known_hosts=str(server.known_hosts),
-            client_keys=None,
-            agent_path=None,
-        ):
-            pass
-
     with pytest.raises(asyncssh.PermissionDenied):
-        asyncio.run(attempt())
+        asyncio.run(smoke.login(server, username="root"))

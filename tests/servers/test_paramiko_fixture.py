@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncssh
 import pytest
 from asyncssh.packet import String
 
+from tests.servers import smoke
 from tests.servers.base import HOST, CompatServer
 from tests.servers.paramiko_server import running_paramiko
 
@@ -30,28 +30,6 @@ def paramiko_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compat
 def server(paramiko_server: CompatServer) -> CompatServer:
     paramiko_server.reset()
     return paramiko_server
-
-
-@asynccontextmanager
-async def _conn(server: CompatServer) -> AsyncIterator[asyncssh.SSHClientConnection]:
-    async with asyncssh.connect(
-        server.host,
-        port=server.port,
-        username=server.user,
-        password=server.password,
-        known_hosts=str(server.known_hosts),
-        client_keys=None,
-        agent_path=None,
-        preferred_auth="password",
-        connect_timeout=10,
-    ) as conn:
-        yield conn
-
-
-@asynccontextmanager
-async def _sftp(server: CompatServer) -> AsyncIterator[asyncssh.SFTPClient]:
-    async with _conn(server) as conn, conn.start_sftp_client() as sftp:
-        yield sftp
 
 
 def _mode(path: Path) -> int:
@@ -82,41 +60,20 @@ def test_password_not_on_command_line(server: CompatServer) -> None:
 
 def test_write_lands_in_web_root(server: CompatServer) -> None:
     data = os.urandom(100_000)
-
-    async def scenario() -> tuple[str, str]:
-        async with _conn(server) as conn, conn.start_sftp_client() as sftp:
-            async with sftp.open("public_html/hello.bin", "wb") as f:
-                await f.write(data)
-            return str(conn.get_extra_info("server_version")), await sftp.realpath(".")
-
-    banner, cwd = asyncio.run(scenario())
-    assert banner.startswith("SSH-2.0-paramiko_")
-    assert cwd == "/"
+    put = asyncio.run(smoke.put(server, "hello.bin", data))
+    assert put.banner.startswith("SSH-2.0-paramiko_")
+    assert put.cwd == "/"
     assert (server.web_root / "hello.bin").read_bytes() == data
 
 
 def test_wrong_password_refused(server: CompatServer) -> None:
-    async def scenario() -> None:
-        async with asyncssh.connect(
-            server.host,
-            port=server.port,
-            username=server.user,
-            password="not-the-password",
-            known_hosts=str(server.known_hosts),
-            client_keys=None,
-            agent_path=None,
-            preferred_auth="password",
-            connect_timeout=10,
-        ):
-            pass
-
     with pytest.raises(asyncssh.PermissionDenied):
-        asyncio.run(scenario())
+        asyncio.run(smoke.login(server, password="not-the-password"))
 
 
 def test_reset_empties_web_root(server: CompatServer) -> None:
     async def scenario() -> None:
-        async with _sftp(server) as sftp:
+        async with smoke.sftp(server) as sftp:
             await sftp.mkdir("public_html/sub")
             async with sftp.open("public_html/sub/a.txt", "wb") as f:
                 await f.write(b"a")
@@ -130,7 +87,7 @@ def test_reset_empties_web_root(server: CompatServer) -> None:
 
 def test_many_connections_at_once(server: CompatServer) -> None:
     async def one(i: int) -> None:
-        async with _sftp(server) as sftp, sftp.open(f"public_html/c{i}.txt", "wb") as f:
+        async with smoke.sftp(server) as sftp, sftp.open(f"public_html/c{i}.txt", "wb") as f:
             await f.write(str(i).encode())
 
     async def scenario() -> None:
@@ -142,7 +99,7 @@ def test_many_connections_at_once(server: CompatServer) -> None:
 
 def test_posix_rename_works_but_is_not_advertised(server: CompatServer) -> None:
     async def scenario() -> bool:
-        async with _sftp(server) as sftp:
+        async with smoke.sftp(server) as sftp:
             for name in ("a", "b"):
                 async with sftp.open(f"public_html/{name}", "wb") as f:
                     await f.write(name.encode())
@@ -159,7 +116,7 @@ def test_posix_rename_works_but_is_not_advertised(server: CompatServer) -> None:
 
 def test_plain_rename_refuses_to_replace(server: CompatServer) -> None:
     async def scenario() -> None:
-        async with _sftp(server) as sftp:
+        async with smoke.sftp(server) as sftp:
             for name in ("a", "b"):
                 async with sftp.open(f"public_html/{name}", "wb") as f:
                     await f.write(name.encode())
@@ -173,7 +130,7 @@ def test_modes_and_times(server: CompatServer) -> None:
     mtime = 1_600_000_000
 
     async def scenario() -> None:
-        async with _sftp(server) as sftp:
+        async with smoke.sftp(server) as sftp:
             attrs = asyncssh.SFTPAttrs(permissions=0o600)
             async with sftp.open("public_html/p600", "wb", attrs=attrs) as f:
                 await f.write(b"x")
@@ -194,7 +151,7 @@ def test_modes_and_times(server: CompatServer) -> None:
 
 def test_new_file_without_attrs_gets_0644(server: CompatServer) -> None:
     async def scenario() -> None:
-        async with _sftp(server) as sftp, sftp.open("public_html/n", "wb") as f:
+        async with smoke.sftp(server) as sftp, sftp.open("public_html/n", "wb") as f:
             await f.write(b"x")
 
     asyncio.run(scenario())
@@ -205,7 +162,7 @@ def test_out_of_order_writes(server: CompatServer) -> None:
     first, second = os.urandom(8 * MIB), os.urandom(8 * MIB)
 
     async def scenario() -> None:
-        async with _sftp(server) as sftp, sftp.open("public_html/big.bin", "wb") as f:
+        async with smoke.sftp(server) as sftp, sftp.open("public_html/big.bin", "wb") as f:
             await f.write(second, 8 * MIB)
             await f.write(first, 0)
 
@@ -215,7 +172,7 @@ def test_out_of_order_writes(server: CompatServer) -> None:
 
 def test_no_hardlink(server: CompatServer) -> None:
     async def scenario() -> None:
-        async with _sftp(server) as sftp:
+        async with smoke.sftp(server) as sftp:
             async with sftp.open("public_html/a", "wb") as f:
                 await f.write(b"a")
             await sftp._handler._make_request(
@@ -228,7 +185,7 @@ def test_no_hardlink(server: CompatServer) -> None:
 
 def test_symlinks(server: CompatServer) -> None:
     async def scenario() -> str:
-        async with _sftp(server) as sftp:
+        async with smoke.sftp(server) as sftp:
             async with sftp.open("public_html/target", "wb") as f:
                 await f.write(b"t")
             await sftp.symlink("target", "public_html/link")
@@ -245,15 +202,15 @@ def test_paths_confined_to_the_root(server: CompatServer, tmp_path: Path) -> Non
     (server.web_root / "escape").symlink_to(outside)
 
     async def listing() -> list[str]:
-        async with _sftp(server) as sftp:
+        async with smoke.sftp(server) as sftp:
             return sorted(await sftp.listdir("../../.."))
 
     async def through_link() -> None:
-        async with _sftp(server) as sftp:
+        async with smoke.sftp(server) as sftp:
             await sftp.stat("public_html/escape/secret")
 
     async def make_link_out() -> None:
-        async with _sftp(server) as sftp:
+        async with smoke.sftp(server) as sftp:
             await sftp.symlink("../../..", "public_html/up")
 
     assert [n for n in asyncio.run(listing()) if n not in (".", "..")] == ["public_html"]

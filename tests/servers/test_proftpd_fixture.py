@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
-import asyncssh
 import pytest
 
+from tests.servers import smoke
 from tests.servers.base import CompatServer
 from tests.servers.proftpd import VARIANTS, running_proftpd
 
@@ -27,31 +27,14 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Comp
         }
 
 
-async def _put(server: CompatServer, name: str, data: bytes) -> tuple[str, list[str]]:
-    async with (
-        asyncssh.connect(
-            server.host,
-            port=server.port,
-            username=server.user,
-            password=server.password,
-            known_hosts=str(server.known_hosts),
-        ) as conn,
-        conn.start_sftp_client() as sftp,
-    ):
-        cwd = str(await sftp.getcwd())
-        async with sftp.open(f"public_html/{name}", "wb") as f:
-            await f.write(data)
-        return cwd, sorted(await sftp.listdir("public_html"))
-
-
 @pytest.mark.parametrize("variant", ["default", "no-chmod"])
 def test_writes_land_in_the_web_root(servers: dict[str, CompatServer], variant: str) -> None:
     server = servers[variant]
     server.reset()
     data = f"hello from {variant}\n".encode() * 1000
-    cwd, listing = asyncio.run(_put(server, "index.html", data))
-    assert cwd == "/"  # DefaultRoot ~: the home is the client's root
-    assert "index.html" in listing
+    put = asyncio.run(smoke.put(server, "index.html", data))
+    assert put.cwd == "/"  # DefaultRoot ~: the home is the client's root
+    assert "index.html" in put.listing
     written = server.web_root / "index.html"
     assert written.read_bytes() == data
     st = written.stat()
@@ -69,13 +52,13 @@ def test_two_variants_at_once(servers: dict[str, CompatServer]) -> None:
 
 def test_reset_empties_the_web_root(servers: dict[str, CompatServer]) -> None:
     server = servers["default"]
-    asyncio.run(_put(server, "stale.txt", b"x"))
+    asyncio.run(smoke.put(server, "stale.txt", b"x"))
     (server.web_root / "sub").mkdir()
     server.reset()
     assert list(server.web_root.iterdir()) == []
     st = server.web_root.stat()
     assert (st.st_uid, st.st_mode & 0o777) == (server.login_dir.stat().st_uid, 0o755)
-    asyncio.run(_put(server, "again.txt", b"y"))
+    asyncio.run(smoke.put(server, "again.txt", b"y"))
     assert (server.web_root / "again.txt").read_bytes() == b"y"
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 
 import asyncssh
 import pytest
 
+from tests.servers import smoke
 from tests.servers.base import HOST, CompatServer
 from tests.servers.rclone import running_rclone
 
@@ -29,25 +29,6 @@ def server(rclone: CompatServer) -> CompatServer:
     return rclone
 
 
-@asynccontextmanager
-async def _sftp(server: CompatServer) -> AsyncIterator[asyncssh.SFTPClient]:
-    async with (
-        asyncssh.connect(
-            server.host,
-            port=server.port,
-            username=server.user,
-            password=server.password,
-            known_hosts=str(server.known_hosts),
-            client_keys=None,
-            agent_path=None,
-            preferred_auth="password",
-            connect_timeout=10,
-        ) as conn,
-        conn.start_sftp_client() as sftp,
-    ):
-        yield sftp
-
-
 def test_shape(server: CompatServer) -> None:
     assert server.kind == "rclone"
     assert server.host == HOST
@@ -60,47 +41,26 @@ def test_shape(server: CompatServer) -> None:
 
 def test_write_lands_in_web_root(server: CompatServer) -> None:
     data = os.urandom(100_000)
-
-    async def scenario() -> tuple[str, list[str]]:
-        async with _sftp(server) as sftp:
-            async with sftp.open("public_html/hello.bin", "wb") as f:
-                await f.write(data)
-            return await sftp.realpath("."), sorted(await sftp.listdir("public_html"))
-
-    cwd, names = asyncio.run(scenario())
-    assert cwd == "/"
-    assert "hello.bin" in names
+    put = asyncio.run(smoke.put(server, "hello.bin", data))
+    assert put.cwd == "/"
+    assert "hello.bin" in put.listing
     assert (server.web_root / "hello.bin").read_bytes() == data
 
 
 def test_wrong_password_refused(server: CompatServer) -> None:
-    async def scenario() -> None:
-        async with asyncssh.connect(
-            server.host,
-            port=server.port,
-            username=server.user,
-            password="not-the-password",
-            known_hosts=str(server.known_hosts),
-            client_keys=None,
-            agent_path=None,
-            preferred_auth="password",
-            connect_timeout=10,
-        ):
-            pass
-
     with pytest.raises(asyncssh.PermissionDenied):
-        asyncio.run(scenario())
+        asyncio.run(smoke.login(server, password="not-the-password"))
 
 
 def test_reset_empties_web_root_and_rclone_sees_it(server: CompatServer) -> None:
     async def write() -> None:
-        async with _sftp(server) as sftp:
+        async with smoke.sftp(server) as sftp:
             await sftp.mkdir("public_html/sub")
             async with sftp.open("public_html/sub/a.txt", "wb") as f:
                 await f.write(b"a")
 
     async def listing() -> list[str]:
-        async with _sftp(server) as sftp:
+        async with smoke.sftp(server) as sftp:
             return list(await sftp.listdir("public_html"))
 
     asyncio.run(write())
@@ -119,7 +79,7 @@ def test_second_chunk_before_first_is_illegal_seek(server: CompatServer) -> None
     first, second = os.urandom(8 * MIB), os.urandom(64 * 1024)
 
     async def scenario() -> None:
-        async with _sftp(server) as sftp, sftp.open("public_html/big.bin", "wb") as f:
+        async with smoke.sftp(server) as sftp, sftp.open("public_html/big.bin", "wb") as f:
             await f.write(second, 8 * MIB)
             await f.write(first, 0)
 
@@ -131,7 +91,7 @@ def test_in_order_writes_work(server: CompatServer) -> None:
     data = os.urandom(16 * MIB)
 
     async def scenario() -> None:
-        async with _sftp(server) as sftp, sftp.open("public_html/big.bin", "wb") as f:
+        async with smoke.sftp(server) as sftp, sftp.open("public_html/big.bin", "wb") as f:
             await f.write(data, 0)  # asyncssh pipelines the chunks, in order
 
     asyncio.run(scenario())
@@ -140,7 +100,7 @@ def test_in_order_writes_work(server: CompatServer) -> None:
 
 def test_chmod_is_accepted_but_not_applied(server: CompatServer) -> None:
     async def scenario() -> int:
-        async with _sftp(server) as sftp:
+        async with smoke.sftp(server) as sftp:
             async with sftp.open("public_html/m.txt", "wb") as f:
                 await f.write(b"m")
             await sftp.chmod("public_html/m.txt", 0o600)
@@ -152,7 +112,7 @@ def test_chmod_is_accepted_but_not_applied(server: CompatServer) -> None:
 
 def test_login_dir_is_the_root(server: CompatServer) -> None:
     async def scenario() -> list[str]:
-        async with _sftp(server) as sftp:
+        async with smoke.sftp(server) as sftp:
             return list(await sftp.listdir("../.."))
 
     assert asyncio.run(scenario()) == ["public_html"]
