@@ -75,33 +75,39 @@ class Profile:
     limits: bool = False  # the server sent limits@openssh.com
     notes: tuple[str, ...] = field(default=())  # what the probe could not do, and why
 
+    def warnings(self) -> list[str]:
+        """The differences a deploy says as warnings, once per connection: those that change
+        what the site gets (modes, mtimes, writes in order); the rest go to --debug."""
+        return [line for line, warn in self._differences() if warn]
+
     def adapted(self) -> list[str]:
         """What a deploy does differently on this server, one line each (for --debug and
         doctor); empty on a server that does everything as OpenSSH does."""
-        said: list[str] = []
+        return [line for line, _ in self._differences()]
+
+    def _differences(self) -> list[tuple[str, bool]]:
+        """Each difference, and whether a deploy warns of it."""
+        said: list[tuple[str, bool]] = []
         if self.chmod_refused:
+            line = "the server refuses chmod: files and directories keep the mode they are "
             said.append(
-                "the server refuses chmod: files and directories keep the mode they are "
-                "created with" + ("" if self.create_mode else " (the server's own)")
+                (line + "created with" + ("" if self.create_mode else " (the server's own)"), True)
             )
         elif self.chmod is False:
-            said.append(
-                "the server acknowledges chmod and ignores it: files are created with their "
-                "final mode" + ("" if self.create_mode else " (where the server honours it)")
-            )
+            line = "the server acknowledges chmod and ignores it: files are created with their "
+            how = "" if self.create_mode else " (where the server honours it)"
+            said.append((line + "final mode" + how, True))
         if self.mtimes is False:
-            said.append(
-                "the server ignores the mtimes it is sent: the manifest records the server's own"
-            )
+            line = "the server ignores the mtimes it is sent: the manifest records the server's own"
+            said.append((line, True))
         if self.posix_rename and not self.posix_rename_advertised:
-            said.append("posix-rename works though the server does not advertise it: used")
+            said.append(("posix-rename works though the server does not advertise it: used", False))
         if self.sequential_writes:
-            said.append("the server takes writes in order only: one write in flight per file")
+            line = "the server takes writes in order only: one write in flight per file"
+            said.append((line, True))
         if not self.handles_from_server:
-            said.append(
-                f"the server states no handle limit: at most {self.max_handles} files and "
-                "directories open at once"
-            )
+            line = f"the server states no handle limit: at most {self.max_handles} files and "
+            said.append((line + "directories open at once", False))
         return said
 
 

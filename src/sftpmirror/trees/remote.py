@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import posixpath
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -57,6 +58,7 @@ BUSY_RETRIES = 8
 BUSY_FIRST_WAIT = 0.02
 
 T = TypeVar("T")
+log = logging.getLogger("sftpmirror.remote")
 
 
 def _unsafe_name(name: str) -> str | None:
@@ -102,11 +104,13 @@ class RemoteTree:
             if self._caps is not None:
                 return self._caps
             profile = await self.session.probe(self._full(""), self._probe_tag)
+            said = profile.warnings()
             if self.warn is not None:
-                for line in profile.adapted():
+                for line in said:
                     self.warn(line)
-                for note in profile.notes:
-                    self.warn(note)
+            for line in [*profile.adapted(), *profile.notes]:
+                if line not in said:
+                    log.debug("%s: %s", self.label, line)
             caps = Capabilities(
                 chmod=profile.chmod is not False,
                 create_mode=profile.create_mode is not False,
@@ -395,6 +399,13 @@ class RemoteTree:
                 await self.session.posix_rename(tmp, final)
                 return
             except Unsupported:
+                if self._caps is None and not self.session.profile.probed:
+                    # Written before the profile is known (the lock's holder): the probe
+                    # finds a posix-rename the server does not advertise (paramiko).
+                    await self.capabilities()
+                    if self.session.profile.posix_rename:
+                        await self.session.posix_rename(tmp, final)
+                        return
                 self._posix_rename = False
                 if self.warn is not None:
                     self.warn(
