@@ -164,7 +164,7 @@ def _after_login(report: DoctorReport, facts: Facts, trace: LoginTrace) -> None:
 async def _sftp_checks(report: DoctorReport, session: Session, path: str) -> None:
     facts = session.facts()
     report.add("sftp", OK, f"SFTP version {facts.sftp_version}")
-    stated = session.profile.handles_from_server
+    stated = session.profile.limits
     handles = (
         f"max open handles {facts.max_handles or 'not limited by the server'}"
         if stated

@@ -61,7 +61,7 @@ def row(kind: str, profile: Profile) -> str:
         return "?" if value is None else yes if value else no
 
     chmod = "refused" if profile.chmod_refused else said(profile.chmod, no="ignored")
-    handles = str(profile.max_handles) + ("" if profile.handles_from_server else " (ours)")
+    handles = str(profile.max_handles) + ("" if profile.limits else " (ours)")
     does = "; ".join(profile.adapted()) or "nothing different"
     cells = [
         kind,

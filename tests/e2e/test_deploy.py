@@ -102,19 +102,19 @@ class OrderLog(asyncssh.SFTPServer):
     opens = 0
 
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
-        if pflags & asyncssh.FXF_WRITE and not _ours(path):
+        if pflags & asyncssh.FXF_WRITE and not ours(path):
             with OrderLog.guard:
                 OrderLog.opens += 1
         return super().open(path, pflags, attrs)
 
     def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
-        if not _ours(newpath):
+        if not ours(newpath):
             with OrderLog.guard:
                 OrderLog.log.append(("live", newpath.decode().removeprefix("public_html/")))
         super().posix_rename(oldpath, newpath)
 
     def remove(self, path: bytes) -> None:
-        if not _ours(path):
+        if not ours(path):
             with OrderLog.guard:
                 OrderLog.log.append(("remove", path.decode().removeprefix("public_html/")))
         super().remove(path)
@@ -124,9 +124,6 @@ class OrderLog(asyncssh.SFTPServer):
             with OrderLog.guard:
                 OrderLog.log.append(("remove", oldpath.decode().removeprefix("public_html/")))
         super().rename(oldpath, newpath)
-
-
-_ours = ours
 
 
 def test_fingerprinted_asset_rename(tmp_path: Path, state_dir: Path) -> None:

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 
-from sftpmirror.engine.tree import TEMP_PREFIX, TEMP_SUFFIX, Excludes, temp_name
+from sftpmirror.engine import history
+from sftpmirror.engine.history import Backup
+from sftpmirror.engine.tree import (
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    Excludes,
+    NotFound,
+    read_bounded,
+    temp_name,
+)
+from sftpmirror.trees.memory import MemoryTree
 
 
 @pytest.mark.parametrize(
@@ -91,3 +104,23 @@ def test_temp_name_contains_the_name_and_is_hidden() -> None:
 def test_temp_names_differ() -> None:
     names = {temp_name("a.html") for _ in range(50)}
     assert len(names) == 50
+
+
+def test_read_bounded_stops_past_its_limit() -> None:
+    tree = MemoryTree()
+    tree.add_file("small.json", b"x" * 10)
+    tree.add_file("big.json", b"x" * 11)
+    assert asyncio.run(read_bounded(tree, "small.json", 10)) == b"x" * 10
+    assert asyncio.run(read_bounded(tree, "big.json", 10)) is None
+    with pytest.raises(NotFound):
+        asyncio.run(read_bounded(tree, "missing.json", 10))
+
+
+def test_a_backup_index_past_its_bound_is_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server serving a huge index.json cannot fill memory: it was read whole."""
+    tree = MemoryTree()
+    index = json.dumps({"kept": ["a.html"], "missing": []}).encode()
+    tree.add_file("b/index.json", index)
+    assert asyncio.run(Backup(tree, "b").index()) == (["a.html"], [])
+    monkeypatch.setattr(history, "MAX_INDEX_BYTES", len(index) - 1)
+    assert asyncio.run(Backup(tree, "b").index()) == ([], [])

@@ -36,16 +36,16 @@ from pathlib import Path
 from typing import Any
 
 from sftpmirror.engine.concurrency import run_pool
-from sftpmirror.engine.hashing import HASH_CHUNK
 from sftpmirror.engine.lock import CI_RUN_VARIABLES
 from sftpmirror.engine.manifest import Manifest, ManifestStore
 from sftpmirror.engine.model import Entry, Kind
-from sftpmirror.engine.tree import NotFound, Tree, TreeError, Unsupported, read_chunks
+from sftpmirror.engine.tree import NotFound, Tree, TreeError, Unsupported, read_bounded
 
 HISTORY = ".sftpmirror-history.json"
 BACKUPS = ".sftpmirror-backups"
 MAX_RECORDS = 200
 MAX_HISTORY_BYTES = 4 << 20
+MAX_INDEX_BYTES = 64 << 20  # a backup's index: the paths it keeps (a server may lie)
 DEFAULT_KEEP = 3
 _REMOVE_AT_ONCE = 16  # requests in flight while a backup is removed
 
@@ -119,13 +119,10 @@ class History:
     async def load(self) -> History:
         """Read the records (none when there is no history yet, or it is not ours)."""
         try:
-            data = bytearray()
-            async with self.tree.open_read(self.path) as reader:
-                async for chunk in read_chunks(reader, HASH_CHUNK):
-                    data += chunk
-                    if len(data) > MAX_HISTORY_BYTES:
-                        return self
-            loaded = json.loads(bytes(data))
+            data = await read_bounded(self.tree, self.path, MAX_HISTORY_BYTES)
+            if data is None:
+                return self
+            loaded = json.loads(data)
         except (NotFound, ValueError):
             return self
         if isinstance(loaded, list):
@@ -260,9 +257,9 @@ class Backup:
     async def index(self) -> tuple[list[str], list[str]]:
         """(kept, missing) as the backup's index says."""
         try:
-            async with self.tree.open_read(posixpath.join(self.directory, "index.json")) as r:
-                data = b"".join([c async for c in read_chunks(r, HASH_CHUNK)])
-            doc = json.loads(data)
+            path = posixpath.join(self.directory, "index.json")
+            data = await read_bounded(self.tree, path, MAX_INDEX_BYTES)
+            doc = json.loads(data) if data is not None else None
         except (TreeError, ValueError):
             return [], []
         if not isinstance(doc, dict):

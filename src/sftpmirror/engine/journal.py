@@ -33,10 +33,9 @@ from contextlib import AbstractAsyncContextManager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from sftpmirror.engine.hashing import HASH_CHUNK
 from sftpmirror.engine.manifest import Record
 from sftpmirror.engine.model import Entry, Kind
-from sftpmirror.engine.tree import FileWriter, NotFound, Tree, TreeError, read_chunks
+from sftpmirror.engine.tree import FileWriter, NotFound, Tree, TreeError, read_bounded
 
 NAME = ".sftpmirror-journal"
 FORMAT = "sftpmirror"
@@ -106,15 +105,10 @@ async def read(tree: Tree, path: str) -> Journaled | None:
     try:
         if await tree.file_type(path) != "file":
             return None
-        data = bytearray()
-        async with tree.open_read(path) as reader:
-            async for chunk in read_chunks(reader, HASH_CHUNK):
-                data += chunk
-                if len(data) > MAX_BYTES:
-                    return None
+        data = await read_bounded(tree, path, MAX_BYTES)
     except NotFound:
         return None
-    return parse(bytes(data))
+    return parse(data) if data is not None else None
 
 
 class Writer:

@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 from sftpmirror.engine.model import Entry, Kind
-from sftpmirror.engine.tree import NotFound, Tree, TreeError, read_chunks, temp_name
+from sftpmirror.engine.tree import NotFound, Tree, TreeError, read_bounded, temp_name
 from sftpmirror.errors import LockError, RemoteError, SftpMirrorError
 
 NAME = ".sftpmirror-lock"
@@ -206,13 +206,8 @@ class DeployLock:
 
     async def _holder(self) -> dict[str, Any] | None:
         try:
-            data = bytearray()
-            async with self.tree.open_read(self.holder_path) as reader:
-                async for chunk in read_chunks(reader, 16 << 10):
-                    data += chunk
-                    if len(data) > MAX_HOLDER_BYTES:
-                        return None
-            holder = json.loads(bytes(data))
+            data = await read_bounded(self.tree, self.holder_path, MAX_HOLDER_BYTES)
+            holder = json.loads(data) if data is not None else None
         except (TreeError, ValueError):
             return None
         return holder if isinstance(holder, dict) else None

@@ -238,7 +238,7 @@ async def _mirror(
     try:
         report = await execute(
             the_plan, src, dst, jobs=options.jobs, perms=options.perms, reporter=reporter,
-            tag=tag, journal=writer, backup=backup, caps=await dst.capabilities(),
+            tag=tag, journal=writer, backup=backup, caps=caps,
         )  # fmt: skip
         await _all(
             ([writer.close()] if writer is not None else [])

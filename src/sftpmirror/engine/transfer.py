@@ -207,7 +207,6 @@ class _Run:
         caps: Capabilities = FULL,
     ) -> None:
         self.src, self.dst, self.jobs, self.perms = src, dst, max(1, jobs), perms
-        self.caps = caps
         self.sequential = caps.sequential_writes  # learned on the way too (``_copy``)
         self.tag, self.journal, self.backup = tag, journal, backup
         self.reporter = reporter

@@ -133,6 +133,19 @@ async def read_chunks(reader: FileReader, size: int) -> AsyncIterator[bytes]:
         yield data
 
 
+async def read_bounded(tree: Tree, path: str, limit: int) -> bytes | None:
+    """A small file of ours read whole (a holder, a history, a journal, an index); None when it
+    is larger than ``limit`` bytes: a hostile or broken server cannot fill memory. A missing
+    file raises NotFound, as ``open_read`` does."""
+    data = bytearray()
+    async with tree.open_read(path) as reader:
+        async for chunk in read_chunks(reader, min(limit + 1, 1 << 20)):
+            data += chunk
+            if len(data) > limit:
+                return None
+    return bytes(data)
+
+
 OnSwap = Callable[[str, str], Awaitable[None]]
 
 

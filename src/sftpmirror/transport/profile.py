@@ -68,8 +68,7 @@ class Profile:
     posix_rename_advertised: bool = False
     hardlink: bool | None = None  # hardlink@openssh.com advertised, and makes links
     sequential_writes: bool = False  # writes out of order fail: one in flight per file
-    max_handles: int = 0  # files and directories open at once that this run allows itself
-    handles_from_server: bool = False  # max_handles is the server's (limits@openssh.com)
+    max_handles: int = 0  # open at once that this run allows itself (the server's, with limits)
     max_read: int = 0
     max_write: int = 0
     limits: bool = False  # the server sent limits@openssh.com
@@ -105,10 +104,19 @@ class Profile:
         if self.sequential_writes:
             line = "the server takes writes in order only: one write in flight per file"
             said.append((line, True))
-        if not self.handles_from_server:
+        if not self.limits:
             line = f"the server states no handle limit: at most {self.max_handles} files and "
             said.append((line + "directories open at once", False))
         return said
+
+
+def refused(answer: object) -> bool:
+    """A request the server refuses (rather than fails): PERMISSION_DENIED, OP_UNSUPPORTED,
+    or the reply ProFTPD sends to an FSETSTAT under a chmod lock-down (two statuses in one
+    packet, which asyncssh cannot decode: its PacketDecodeError is a ValueError)."""
+    if isinstance(answer, asyncssh.SFTPError):
+        return isinstance(to_tree_error(answer), PermissionDenied | Unsupported)
+    return isinstance(answer, ValueError)
 
 
 def observed_mode(attrs: asyncssh.SFTPAttrs) -> int | None:
@@ -158,9 +166,7 @@ async def _probe(
     profile = replace(base, probed=True)
     if isinstance(renamed, bool):
         profile = replace(profile, posix_rename=renamed)
-    if isinstance(opened, asyncssh.SFTPError) and isinstance(
-        to_tree_error(opened), PermissionDenied | Unsupported
-    ):
+    if isinstance(opened, asyncssh.SFTPError) and refused(opened):
         # A mode at creation refused (ProFTPD under <Limit SITE_CHMOD> DenyAll makes the file,
         # then answers PERMISSION_DENIED): without one.
         with suppress(asyncssh.SFTPError):
@@ -198,26 +204,33 @@ async def _open(sftp: asyncssh.SFTPClient, path: str, mode: int | None) -> async
     return await sftp.open(path, "xb", attrs)
 
 
-async def _try_posix_rename(sftp: asyncssh.SFTPClient, old: str, new: str) -> bool | None:
-    """Does the server know posix-rename@openssh.com? Asked where it is not advertised
-    (paramiko supports it silently): an unknown request is answered OP_UNSUPPORTED, a known
-    one "no such file" (``old`` does not exist). Where it is advertised, the first replace
-    tells (one refused falls back to two renames: ``RemoteTree._rename``)."""
+async def send_posix_rename(sftp: asyncssh.SFTPClient, old: str, new: str) -> None:
+    """posix-rename@openssh.com, sent whether or not the server advertised it (asyncssh sends
+    it only where its flag says so; paramiko supports it unadvertised)."""
     handler = sftp._handler
     advertised = handler._supports_posix_rename
-    if advertised:
-        return True
-    handler._supports_posix_rename = True  # asyncssh sends it only where this is set
+    handler._supports_posix_rename = True
     try:
         await handler.posix_rename(sftp.encode(old), sftp.encode(new))
+    finally:
+        handler._supports_posix_rename = advertised
+
+
+async def _try_posix_rename(sftp: asyncssh.SFTPClient, old: str, new: str) -> bool | None:
+    """Does the server know posix-rename@openssh.com? Asked where it is not advertised: an
+    unknown request is answered OP_UNSUPPORTED, a known one "no such file" (``old`` does not
+    exist). Where it is advertised, the first replace tells (one refused falls back to two
+    renames: ``RemoteTree._rename``)."""
+    if sftp._handler._supports_posix_rename:
+        return True
+    try:
+        await send_posix_rename(sftp, old, new)
     except asyncssh.SFTPOpUnsupported:
         return False
     except asyncssh.SFTPNoSuchFile:
         return True
     except asyncssh.SFTPError:
         return None
-    finally:
-        handler._supports_posix_rename = False
     return True
 
 
@@ -256,9 +269,7 @@ async def _probe_files(
     if isinstance(setstat, BaseException):
         # Refused: PERMISSION_DENIED or OP_UNSUPPORTED, or (ProFTPD's FSETSTAT under a chmod
         # lock-down) two status replies in one packet, which asyncssh cannot decode.
-        if isinstance(setstat, asyncssh.SFTPError) and not isinstance(
-            to_tree_error(setstat), PermissionDenied | Unsupported
-        ):
+        if not refused(setstat):
             raise setstat
         return replace(profile, chmod=False, chmod_refused=True, mtimes=False)
     return replace(

@@ -46,11 +46,6 @@ from sftpmirror.errors import RemoteError
 from sftpmirror.transport.profile import probe_names
 from sftpmirror.transport.session import Attrs, Session, Spawn, Writer
 
-# Directories listed at once. In A/B runs of a no-change push of the 1,281-file benchmark
-# site: 128 → 512 took 1.32 s to 1.12 s at 20 ms RTT and 2.28 s to 1.88 s at 50 ms, and made
-# no difference at 0 ms; 1,024 gained nothing more. OpenSSH's sftp-server holds a descriptor
-# per open directory (a usual limit is 1,024); fewer than that are handled by _retry_busy.
-SCAN_CONCURRENCY = 512
 # A server out of file descriptors (sftp-server holds one per open file or directory) answers
 # an open with a bare "Failure". Opens that get one are tried again while other requests
 # finish: after 20 ms, then twice as long each time, eight times (5.1 s in all).
@@ -156,7 +151,7 @@ class RemoteTree:
                 return
             hashes[path] = digest.hexdigest()
 
-        await run_pool(paths, one, SCAN_CONCURRENCY)
+        await run_pool(paths, one, self.session.profile.max_handles)
         return hashes
 
     def _full(self, path: str) -> str:
@@ -167,15 +162,13 @@ class RemoteTree:
 
     async def scan(self, excludes: Excludes) -> Listing:
         listing = Listing()
-        limit = asyncio.Semaphore(SCAN_CONCURRENCY)
         async with task_group() as group:
 
             async def list_dir(
                 rel_dir: str, names: list[tuple[str | bytes, Attrs]] | None = None
             ) -> None:
-                if names is None:
-                    async with limit:
-                        names = await self._readdir(rel_dir, group.create_task)
+                if names is None:  # (at most the tree's handle slots at once)
+                    names = await self._readdir(rel_dir, group.create_task)
                 seen: set[str] = set()
                 for filename, attrs in names:
                     child = self._entry(rel_dir, filename, attrs, seen, listing)
@@ -399,13 +392,6 @@ class RemoteTree:
                 await self.session.posix_rename(tmp, final)
                 return
             except Unsupported:
-                if self._caps is None and not self.session.profile.probed:
-                    # Written before the profile is known (the lock's holder): the probe
-                    # finds a posix-rename the server does not advertise (paramiko).
-                    await self.capabilities()
-                    if self.session.profile.posix_rename:
-                        await self.session.posix_rename(tmp, final)
-                        return
                 self._posix_rename = False
                 if self.warn is not None:
                     self.warn(
