@@ -13,10 +13,12 @@ import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from sftpmirror.engine import release
 from sftpmirror.engine.adopt import Adopted
 from sftpmirror.engine.adopt import adopt as adopt_trees
-from sftpmirror.engine.deploy import DeployState
-from sftpmirror.engine.history import History, git_commit, is_ancestor
+from sftpmirror.engine.deploy import SUFFIX, DeployState, release_id
+from sftpmirror.engine.history import History, git_commit, is_ancestor, new_id
+from sftpmirror.engine.manifest import DEFAULT_NAME as DEFAULT_MANIFEST
 from sftpmirror.engine.manifest import ManifestStore, inside_path
 from sftpmirror.engine.mirror import (
     DEFAULT_JOBS,
@@ -139,6 +141,20 @@ async def push(
     state = dataclasses.replace(
         state, commit=commit, is_older=older if options.refuse_older else None
     )
+    if options.release is not None:
+        _release_options(options)
+        rid = new_id()  # the same across reconnections: a second try goes on with it
+
+        async def release_push(remote: RemoteTree) -> Result:
+            top, open_tree, name = _release_trees(remote)
+            the_plan, report = await release.push(
+                source, top, open_tree, name, rid, options, reporter, state
+            )
+            return Result(the_plan, report)
+
+        return await _over_sftp(
+            _spec(dest), connect_options, reporter, release_push, options.reconnects
+        )
     return await _over_sftp(
         _spec(dest),
         connect_options,
@@ -154,6 +170,40 @@ async def push(
         ),
         options.reconnects,
     )
+
+
+def _release_options(options: MirrorOptions) -> None:
+    if options.local_manifest is not None or options.manifest != DEFAULT_MANIFEST:
+        raise UsageError(
+            "--release symlink keeps the manifest beside the releases: not with --manifest, "
+            "--no-manifest or --local-manifest"
+        )
+
+
+def _release_trees(remote: RemoteTree) -> tuple[RemoteTree, Callable[[str], RemoteTree], str]:
+    """For ``--release symlink``: a tree on the destination's parent directory (where its link
+    and the releases are), one for any path in it, and the link's name."""
+    parent, name = posixpath.split(remote.root.rstrip("/"))
+    session, warn = remote.session, remote.warn
+
+    def open_tree(rel: str) -> RemoteTree:
+        return RemoteTree(session, posixpath.join(parent, rel), f"{remote.label} ({rel})", warn)
+
+    return RemoteTree(session, parent, parent or ".", warn), open_tree, name
+
+
+async def _release_link(remote: RemoteTree) -> tuple[RemoteTree, str] | None:
+    """Where the destination is a link to one of our releases: the parent's tree and the
+    link's name (rollback and history then work on the releases)."""
+    parent, name = posixpath.split(remote.root.rstrip("/"))
+    if name in ("", ".", ".."):
+        return None
+    top = RemoteTree(remote.session, parent, parent or ".", remote.warn)
+    if await top.file_type(name) != "symlink":
+        return None
+    if release_id(await top.readlink(name)) is None:
+        return None
+    return top, name
 
 
 def deploy_state(options: MirrorOptions, token: str) -> DeployState:
@@ -246,6 +296,12 @@ async def rollback(
     async def attempt() -> tuple[str, Result]:
         async with open_session(spec, options_) as session:
             remote = RemoteTree(session, spec.path, str(spec), warn=reporter.warning)
+            if (found := await _release_link(remote)) is not None:
+                top, name = found
+                target, the_plan, report = await release.rollback(
+                    top, name, to, reporter, state, dry_run=options.dry_run
+                )
+                return target, Result(the_plan, report)
             store = ManifestStore(remote, manifest)
             target, the_plan, report = await rollback_tree(
                 remote, state, store, reporter, to=to, dry_run=options.dry_run
@@ -266,6 +322,9 @@ async def history(
     state = deploy_state(options, "")
     async with open_session(spec, connect_options or ConnectOptions()) as session:
         remote = RemoteTree(session, spec.path, str(spec))
+        if (found := await _release_link(remote)) is not None:
+            top, name = found
+            return list((await History(top, name + SUFFIX).load()).records)
         return list((await History(remote, state.directory).load()).records)
 
 

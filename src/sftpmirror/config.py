@@ -99,6 +99,12 @@ def _paths(value: Any, base: Path) -> tuple[Path, ...]:
     return tuple(base / Path(x).expanduser() for x in _strings(value, base))
 
 
+def _release(value: Any, base: Path) -> str:
+    if value not in ("inplace", "symlink"):
+        raise _Bad('must be "inplace" or "symlink"')
+    return str(value)
+
+
 def _manifest(value: Any, base: Path) -> str | bool:
     """A remote path, or false for no manifest (``--no-manifest``)."""
     if value is False:
@@ -148,6 +154,7 @@ KEYS: dict[str, Key] = {
     "lock_wait": Key(_float(0, 86400), "lock_wait", "seconds to wait for another deploy's lock"),
     "keep": Key(_int(0, 1000), "keep", "deploys whose replaced files are kept (rollback)"),
     "refuse_older": Key(_bool, "refuse_older", "refuse a git commit older than the live one"),
+    "release": Key(_release, "release", "symlink: a release per deploy, a link swapped"),
 }
 REQUIRED = ("url", "source")
 PASSWORD_KEYS = ("password_env", "password_file", "password_command")
@@ -363,6 +370,7 @@ def starter_config(
         "lock_wait": "0",
         "keep": "3",
         "refuse_older": "false",
+        "release": '"inplace"',
     }
     for key, example in examples.items():
         if key not in recorded:

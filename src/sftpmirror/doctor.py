@@ -20,8 +20,10 @@ from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sftpmirror.engine import release
+from sftpmirror.engine.deploy import SUFFIX, release_id
 from sftpmirror.engine.history import History
-from sftpmirror.engine.tree import NotFound, TreeError, Unsupported
+from sftpmirror.engine.tree import NotFound, TreeError, Unsupported, new_tag
 from sftpmirror.errors import HostKeyError, SftpMirrorError
 from sftpmirror.findings import INFO, OK, PROBLEM, SKIPPED, SYMBOLS, WARNING
 from sftpmirror.reporting.text import human
@@ -38,7 +40,7 @@ LOW_SPACE = 100 << 20
 CHECKS = (
     "destination", "tcp", "ssh", "algorithms", "host-key", "auth-methods", "login", "sftp",
     "extensions", "limits", "login-directory", "dest-exists", "dest-writable", "server",
-    "free-space", "clock-skew", "history",
+    "free-space", "clock-skew", "history", "release",
 )  # fmt: skip
 
 
@@ -193,6 +195,35 @@ async def _sftp_checks(report: DoctorReport, session: Session, path: str) -> Non
         report.add("extensions", OK, listed)
     hardlinks = session.profile.hardlink if session.profile.probed else present.get("hardlink")
     await _history(report, session, path, hardlinks=hardlinks)
+    await _release(report, session, path, hardlinks=hardlinks is not False)
+
+
+async def _release(report: DoctorReport, session: Session, path: str, *, hardlinks: bool) -> None:
+    """Can ``--release symlink`` be used here: is the destination our release link (or could
+    it be made one), does the server make symbolic links and rename them over one another as
+    links (probed in the destination's parent, where the link lives)?"""
+    parent, name = posixpath.split(path.rstrip("/"))
+    if name in ("", ".", ".."):
+        report.add("release", INFO, "--release symlink needs a destination with a name (its "
+                   "parent holds the link and the releases): not the login directory")  # fmt: skip
+        return
+    top = RemoteTree(session, parent, parent or ".")
+    now = ""
+    with suppress(TreeError, SftpMirrorError):
+        kind = await top.file_type(name)
+        if kind == "symlink" and (rid := release_id(await top.readlink(name))) is not None:
+            records = (await History(top, name + SUFFIX).load()).records
+            now = f"{name} links to release {rid}, {len(records)} deploy(s) recorded; "
+        elif kind == "dir":
+            now = f"{name} is a directory (make it a link once to use it: README, Releases); "
+    try:
+        await release.check_rename(top, release.Site(name, None), new_tag())
+    except SftpMirrorError as e:
+        report.add("release", INFO, f"{now}--release symlink cannot be used: {e.message}")
+        return
+    cost = "unchanged files hard-linked" if hardlinks else "no hard links: each release whole"
+    report.add("release", OK, f"{now}--release symlink can be used: links made and renamed as "
+               f"links beside {name}; {cost}")  # fmt: skip
 
 
 async def _history(
@@ -217,8 +248,9 @@ async def _history(
         report.add(
             "history",
             WARNING,
-            detail + "; the server offers no hardlink@openssh.com: deploys keep no backups, so "
-            "a rollback cannot be made without uploading",
+            detail + "; the server offers no hardlink@openssh.com: backups are made by renames "
+            "(a replaced file's name is missing for one round trip), and a rollback moves the "
+            "files back out of them (once: a backup rolled back is spent)",
             "OpenSSH's sftp-server offers it (remove '-P hardlink' from the internal-sftp flags)"
             if software(session.profile) == "OpenSSH"
             else None,

@@ -524,6 +524,67 @@ def test_open_write_replaces_file_by_rename(tree_env: TreeEnv) -> None:
     assert tree_env.lstat("hardlink").st_nlink == 1
 
 
+def test_open_write_keeps_the_old_file_aside(tree_env: TreeEnv) -> None:
+    """A backup made by renames (a server without hard links): the very file replaced ends at
+    ``aside``; where nothing was there, nothing is kept and the new file lands all the same."""
+    tree_env.write("page.html", b"old", 0o644, T0)
+    tree_env.mkdir("kept")
+    old_inode = tree_env.lstat("page.html").st_ino
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            entry = file_entry("page.html", b"newer")
+            async with tree.open_write(entry, perms=True, aside="kept/page.html") as writer:
+                await writer.write(b"newer", 0)
+            fresh = file_entry("fresh.html", b"f")
+            async with tree.open_write(fresh, perms=True, aside="kept/fresh.html") as writer:
+                await writer.write(b"f", 0)
+
+    asyncio.run(body())
+    assert tree_env.read("page.html") == b"newer"
+    assert tree_env.read("kept/page.html") == b"old"
+    assert tree_env.lstat("kept/page.html").st_ino == old_inode  # renamed, not copied
+    assert tree_env.read("fresh.html") == b"f"
+    assert not tree_env.exists("kept/fresh.html")
+    assert tree_env.temp_files() == []
+
+
+def test_move_into_place(tree_env: TreeEnv) -> None:
+    """A rollback without hard links: a kept file renamed back over the live one, the live one
+    kept aside first; without ``aside``, a rename over it (or into a free name)."""
+    tree_env.mkdir("kept")
+    tree_env.mkdir("kept2")
+    tree_env.write("kept/a.html", b"v1", 0o644, T0)
+    tree_env.write("kept/b.html", b"b1", 0o644, T0)
+    tree_env.write("kept/c.html", b"c1", 0o644, T0)
+    tree_env.write("a.html", b"v2", 0o644, T0)
+    tree_env.write("b.html", b"b2", 0o644, T0)
+    kept_inode = tree_env.lstat("kept/a.html").st_ino
+    live_inode = tree_env.lstat("a.html").st_ino
+
+    async def body() -> None:
+        async with tree_env.tree() as tree:
+            await tree.move_into_place("kept/a.html", "a.html", aside="kept2/a.html")
+            await tree.move_into_place("kept/b.html", "b.html", aside=None)
+            await tree.move_into_place("kept/c.html", "c.html", aside="kept2/c.html")
+            with pytest.raises(NotFound):
+                await tree.move_into_place("kept/gone.html", "a.html", aside="kept2/gone.html")
+
+    asyncio.run(body())
+    assert (tree_env.read("a.html"), tree_env.lstat("a.html").st_ino) == (b"v1", kept_inode)
+    assert (tree_env.read("kept2/a.html"), tree_env.lstat("kept2/a.html").st_ino) == (
+        b"v2",
+        live_inode,
+    )
+    assert tree_env.read("b.html") == b"b1"
+    assert tree_env.read("c.html") == b"c1"
+    assert not tree_env.exists("kept2/c.html")
+    assert not tree_env.exists("kept/a.html")
+    # A source that is missing leaves the live file where it was.
+    assert tree_env.read("a.html") == b"v1"
+    assert not tree_env.exists("kept2/gone.html")
+
+
 @pytest.mark.needs("rename-over-link", "modes")
 def test_open_write_replaces_symlink_not_target(tree_env: TreeEnv) -> None:
     tree_env.write("index.html", b"target content", 0o644, T0)
@@ -812,8 +873,11 @@ class WatchedTree:
         perms: bool,
         tag: str | None = None,
         on_swap: OnSwap | None = None,
+        aside: str | None = None,
     ) -> AsyncIterator[FileWriter]:
-        async with self.tree.open_write(entry, perms=perms, tag=tag, on_swap=on_swap) as inner:
+        async with self.tree.open_write(
+            entry, perms=perms, tag=tag, on_swap=on_swap, aside=aside
+        ) as inner:
             watched = Watched(inner, self.fail_at, self.delay)
             self.writers.append(watched)
             yield watched

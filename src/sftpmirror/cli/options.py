@@ -140,6 +140,15 @@ def mirror_options(func: F) -> F:
             "lock), then stop (exit 7). Default: stop at once.",
         ),
         click.option(
+            "--release",
+            type=click.Choice(["inplace", "symlink"]),
+            default="inplace",
+            show_default=True,
+            help="push: symlink builds each deploy as a release beside the live one (unchanged "
+            "files hard-linked) and makes it live by swapping the destination, a symbolic link, "
+            "atomically; a rollback is one link swap (README: Releases).",
+        ),
+        click.option(
             "--break-lock",
             is_flag=True,
             help="Take the destination's deploy lock even if another deploy holds it (for a "
@@ -316,6 +325,7 @@ class MirrorFlags(ConnectionFlags):
     no_protect: bool = False
     keep: int = 3
     refuse_older: bool = False
+    release: str = "inplace"
     chmod: str | None = None
     perms: bool = False
     no_perms: bool = False
@@ -433,6 +443,7 @@ def mirror_options_from(flags: MirrorFlags) -> MirrorOptions:
         delete_foreign=flags.delete_foreign,
         keep=flags.keep,
         refuse_older=flags.refuse_older,
+        release=None if flags.release == "inplace" else flags.release,
         protect=(() if flags.no_protect else DEFAULT_PROTECT) + tuple(flags.protect),
         perms=not flags.no_perms,
         chmod=permission_rules(flags),

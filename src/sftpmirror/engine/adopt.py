@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sftpmirror.engine.deploy import DeployState
-from sftpmirror.engine.lock import DeployLock
 from sftpmirror.engine.manifest import Manifest, ManifestStore, Record
 from sftpmirror.engine.model import Kind
 from sftpmirror.engine.reporter import Reporter
@@ -40,8 +39,7 @@ async def adopt(
     verify: bool = False,
     window: int = 1,
 ) -> Adopted:
-    held = DeployLock(dst, state.directory, state.token, wait=state.lock_wait,
-                      break_lock=state.break_lock, warn=reporter.warning)  # fmt: skip
+    held = state.lock(dst, reporter.warning)
     await held.acquire()
     try:
         reporter.phase("scanning")

@@ -9,6 +9,7 @@ destination knows its temporaries by their name (``is_temp``) alone.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +18,17 @@ from sftpmirror.engine.history import BACKUPS, HISTORY
 from sftpmirror.engine.manifest import Manifest
 from sftpmirror.engine.model import Kind, Listing
 from sftpmirror.engine.tree import Tree, TreeError, backup_name, is_temp, is_temp_of
+
+# --release symlink (engine/release.py): the web root a link to ``<name>.releases/<id>``.
+SUFFIX = ".releases"
+RELEASE_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{4}")
+
+
+def release_id(target: str) -> str | None:
+    """The release a link's target names (``….releases/<id>``), None when it names anything
+    else."""
+    head, _, rid = target.rstrip("/").rpartition("/")
+    return rid if head.endswith(SUFFIX) and RELEASE_ID.fullmatch(rid) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +47,14 @@ class DeployState:
     commit: str | None = None  # the source's git commit, for the history
     # --refuse-older: is this commit an ancestor of the one given (the live deploy's)?
     is_older: Callable[[str], bool] | None = None
+
+    def lock(
+        self, tree: Tree, warn: Callable[[str], None], directory: str | None = None
+    ) -> lock.DeployLock:
+        """This run's deploy lock on ``tree``, in ``directory`` (default: the state's)."""
+        where = self.directory if directory is None else directory
+        return lock.DeployLock(tree, where, self.token, wait=self.lock_wait,
+                               break_lock=self.break_lock, warn=warn)  # fmt: skip
 
     @property
     def journal_path(self) -> str:
@@ -82,13 +102,15 @@ def pick_stale(src: Listing, dst: Listing, tags: set[str] | None) -> None:
 
 async def repair_swaps(dst: Tree, found: journal.Journaled) -> int:
     """Put back every final name a cut left missing in the middle of a swap (a server without
-    posix-rename: old file renamed aside, new one renamed in). The new file was complete before
-    the swap began, so it goes in; if it is gone, the old one goes back. Returns how many."""
+    posix-rename, or a backup made by renames: old file renamed aside, new one renamed in). The
+    new file was complete before the swap began, so it goes in; if it is gone, the old one goes
+    back (from the backup, where it went there). Returns how many."""
     repaired = 0
-    for path, temp in found.swaps:
+    for swap in found.swaps:
+        path = swap.path
         if await dst.file_type(path) is not None:
             continue
-        for candidate in (temp, backup_name(temp)):
+        for candidate in (swap.temp, swap.aside or backup_name(swap.temp)):
             if await dst.file_type(candidate) == "file":
                 try:
                     await dst.rename(candidate, path)

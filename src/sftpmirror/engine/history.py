@@ -7,14 +7,20 @@ Beside the manifest (the deploy's state directory):
     .sftpmirror-backups/<id>/
         manifest.json.gz              the manifest as it was before deploy <id>
         index.json                    the paths kept under files/ (for pruning)
-        files/<path>                  each file <id> replaced (a hard link: no copy) or deleted
+        files/<path>                  each file <id> replaced (a hard link: no copy; renamed
+                                      here where the server makes no hard links) or deleted
                                       (renamed here: the same rename a delete would be)
 
 A record: ``id``, ``kind`` ("deploy" or "rollback"), ``time``, ``user``, ``host``, ``ci``,
 ``commit`` (the source's git commit, when it is in a work tree), ``counts``, ``backup``
-(whether its files were kept), and ``live``: the deploy whose files are live after it (itself
-for a deploy; the one it put back for a rollback). Backups need ``hardlink@openssh.com`` for
-replaced files; without it a deploy keeps none and says so (its deletes still go aside).
+(whether its files were kept), ``backup_by`` ("link" or "rename"), and ``live``: the deploy
+whose files are live after it (itself for a deploy; the one it put back for a rollback).
+A replaced file is kept by ``hardlink@openssh.com`` where the server makes hard links: the new
+file then goes in by one atomic posix-rename. Where it makes none (rclone, paramiko), the old
+file is renamed into the backup and the new one in after it: the name is missing for one round
+trip, and the journal's swap line lets a cut be repaired (``keep = 0``: no backups, atomic
+replaces). A rollback on such a server moves the files back out of the backup, which is then
+spent (``backup`` false): the rollback's own backup holds what it replaced.
 The last ``keep`` deploys' backups are kept; older ones are removed after a deploy that went
 well.
 """
@@ -40,6 +46,7 @@ from sftpmirror.engine.lock import CI_RUN_VARIABLES
 from sftpmirror.engine.manifest import Manifest, ManifestStore
 from sftpmirror.engine.model import Entry, Kind
 from sftpmirror.engine.tree import NotFound, Tree, TreeError, Unsupported, read_bounded
+from sftpmirror.errors import UsageError
 
 HISTORY = ".sftpmirror-history.json"
 BACKUPS = ".sftpmirror-backups"
@@ -147,6 +154,23 @@ class History:
     def deploys(self) -> list[dict[str, Any]]:
         return [r for r in self.records if r.get("kind") == "deploy"]
 
+    def pick(self, live: str | None, to: str | None, what: str = "deploy") -> str:
+        """What a rollback puts back: the deploy before ``live``, or ``to`` (older than it)."""
+        deploys = [str(r["id"]) for r in self.deploys()]
+        if live is None or live not in deploys:
+            raise UsageError(f"no live {what} in the history of this destination: nothing to "
+                             "roll back to")  # fmt: skip
+        position = deploys.index(live)
+        if to is None:
+            if position == 0:
+                raise UsageError(f"{live} is the first {what} recorded: nothing before it")
+            return deploys[position - 1]
+        if to not in deploys:
+            raise UsageError(f"no {what} {to} in the history (sftpmirror history lists them)")
+        if deploys.index(to) >= position:
+            raise UsageError(f"{to} is not older than the live {what} {live}")
+        return to
+
     async def prune(self, keep: int) -> int:
         """Remove the backups of all but the last ``keep`` deploys; how many were removed."""
         kept = {r["id"] for r in self.deploys()[-keep:]} if keep > 0 else set()
@@ -163,10 +187,11 @@ class History:
 class Backup:
     """The backup area of one deploy."""
 
-    def __init__(self, tree: Tree, directory: str) -> None:
+    def __init__(self, tree: Tree, directory: str, *, links: bool = True) -> None:
         self.tree = tree
         self.directory = directory
-        self.enabled = True
+        self.linking = links  # False where the tree cannot link: replaced files are moved here
+        self.moved = 0  # replaced files renamed here (no hard links)
         self.kept: list[str] = []
         self.missing: list[str] = []  # replaced, but could not be kept (not ours to link)
         self.before = Manifest()
@@ -213,23 +238,26 @@ class Backup:
             if sub and sub not in self._made and sub != "..":
                 await self._mkdir_one(sub)
 
-    async def link(self, path: str) -> bool:
-        """Keep the file at ``path`` (about to be replaced) as a hard link; False when the tree
-        cannot link (then no more backups this run)."""
-        if not self.enabled:
-            return False
+    async def keep(self, path: str) -> str | None:
+        """Keep the file at ``path``, about to be replaced: by a hard link now (None returned),
+        or, where the tree cannot link, by the replace itself, which renames it to the path
+        returned (``open_write(aside=…)``)."""
         target = self.file(path)
         await self._mkdirs(posixpath.dirname(target))
-        try:
-            await self.tree.link(path, target)
-        except Unsupported:
-            self.enabled = False
-            return False
-        except TreeError:  # e.g. Linux's protected_hardlinks: a file another user owns
-            self.missing.append(path)
-            return False
+        if self.linking:
+            try:
+                await self.tree.link(path, target)
+            except Unsupported:
+                self.linking = False
+            except TreeError:  # e.g. Linux's protected_hardlinks: a file another user owns
+                self.missing.append(path)
+                return None
+            else:
+                self.kept.append(path)
+                return None
         self.kept.append(path)
-        return True
+        self.moved += 1
+        return target
 
     async def move(self, path: str) -> None:
         """Delete ``path`` by moving it here."""
@@ -237,6 +265,11 @@ class Backup:
         await self._mkdirs(posixpath.dirname(target))
         await self.tree.rename(path, target)
         self.kept.append(path)
+
+    @property
+    def method(self) -> str:
+        """How replaced files are kept on this tree: "link", or "rename" (no hard links)."""
+        return "link" if self.linking else "rename"
 
     @property
     def size(self) -> int:

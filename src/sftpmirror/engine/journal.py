@@ -9,14 +9,16 @@ site file: its reader tolerates a last line cut short):
     {"tag": "3fa9c2d1"}                                                  a later attempt's tag
     {"done": "css/site.css", "size": 812, "mtime": 1700000000, "sha256": "…"}
     {"swap": "index.html", "temp": ".sftpmirror.3fa9c2d1.index.html.part"}
+    {"swap": "a.html", "temp": "….part", "aside": ".sftpmirror-backups/<id>/files/a.html"}
 
 ``tags`` name the runs whose temporaries (``.sftpmirror.<tag>.….part``, and ``….old`` for the
 file a swap moved aside) may be on the server: those, and only those, are swept. ``done``
 lines are files renamed into place, with the hash of the bytes sent: a rerun takes them over
 the manifest. ``swap`` lines come before a replace that is not atomic (a server without
-posix-rename): a rerun that finds the final name missing puts the new file there (or the old
-one back). The deploy lock (``lock.py``) makes sure the journal a run reads is a dead run's,
-or its own from before a reconnection.
+posix-rename, or a backup made by renames where the server has no hard links: ``aside`` is
+where the old file went): a rerun that finds the final name missing puts the new file there
+(or the old one back). The deploy lock (``lock.py``) makes sure the journal a run reads is a
+dead run's, or its own from before a reconnection.
 
 Bounds: at most ``MAX_BYTES`` are read; lines that are not ours are skipped. One write is in
 flight at a time, and lines that come meanwhile go out together when it is answered: a file
@@ -33,6 +35,7 @@ from contextlib import AbstractAsyncContextManager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
+from sftpmirror.engine.history import BACKUPS
 from sftpmirror.engine.manifest import Record
 from sftpmirror.engine.model import Entry, Kind
 from sftpmirror.engine.tree import FileWriter, NotFound, Tree, TreeError, read_bounded
@@ -51,7 +54,16 @@ class Journaled:
 
     tags: set[str] = field(default_factory=set)
     done: dict[str, Record] = field(default_factory=dict)
-    swaps: list[tuple[str, str]] = field(default_factory=list)  # (final path, temp path)
+    swaps: list[Swap] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Swap:
+    """A replace that was not atomic: the new file at ``temp``, the old one at ``aside``."""
+
+    path: str
+    temp: str
+    aside: str | None = None
 
 
 def parse(data: bytes) -> Journaled | None:
@@ -91,9 +103,19 @@ def _take(found: Journaled, line: dict[str, Any]) -> None:
         if type(size) is int and type(mtime) is int and _is_sha256(sha):
             found.done[path] = Record(size, mtime, str(sha))
     elif isinstance(path := line.get("swap"), str):
-        temp = line.get("temp")
-        if isinstance(temp, str) and posixpath.dirname(temp) == posixpath.dirname(path):
-            found.swaps.append((path, temp))
+        temp, aside = line.get("temp"), line.get("aside")
+        if not isinstance(temp, str) or posixpath.dirname(temp) != posixpath.dirname(path):
+            return
+        if aside is None or (isinstance(aside, str) and _is_backup_of(aside, path)):
+            found.swaps.append(Swap(path, temp, aside))
+
+
+def _is_backup_of(aside: str, path: str) -> bool:
+    """Is ``aside`` a backup area's place for ``path`` (``…/.sftpmirror-backups/<id>/files/
+    <path>``)? A journal names no other file to rename."""
+    head, files, tail = aside.rpartition("/files/")
+    area = posixpath.basename(posixpath.dirname(head))
+    return bool(files) and tail == path and area == BACKUPS and ".." not in aside.split("/")
 
 
 def _is_sha256(value: object) -> bool:
@@ -138,9 +160,10 @@ class Writer:
         if self.records:
             self._add(_line({"done": path, "size": size, "mtime": mtime, "sha256": sha256}))
 
-    async def swap(self, path: str, temp: str) -> None:
+    async def swap(self, path: str, temp: str, aside: str | None) -> None:
         """A replace that is not atomic is about to happen: written and awaited first."""
-        self._add(_line({"swap": path, "temp": temp}))
+        line = {"swap": path, "temp": temp} | ({"aside": aside} if aside is not None else {})
+        self._add(_line(line))
         await self.flush()
 
     def _add(self, line: bytes) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,9 @@ from typing import Any
 from sftpmirror.engine import chmod, journal, manifest
 from sftpmirror.engine.chmod import DEFAULT_RULES, ChmodRules
 from sftpmirror.engine.concurrency import task_group
-from sftpmirror.engine.deploy import DeployState, merge, pick_stale, repair_swaps
+from sftpmirror.engine.deploy import DeployState, merge, pick_stale, release_id, repair_swaps
 from sftpmirror.engine.guards import DeleteLimits, check_deletes
 from sftpmirror.engine.history import DEFAULT_KEEP, Backup, History, new_id, record
-from sftpmirror.engine.lock import DeployLock
 from sftpmirror.engine.manifest import DEFAULT_NAME as DEFAULT_MANIFEST
 from sftpmirror.engine.manifest import Manifest, ManifestStore
 from sftpmirror.engine.model import Kind, Listing, Op, Plan, Report
@@ -58,6 +57,7 @@ class MirrorOptions:
     refuse_older: bool = False  # refuse a commit older than the live deploy's (git)
     lock_wait: float = 0.0  # seconds to wait for another deploy's lock (push)
     break_lock: bool = False  # take the lock even if another deploy holds it
+    release: str | None = None  # "symlink": build a release beside the live one, swap a link
 
 
 DEFAULTS = MirrorOptions()
@@ -73,6 +73,7 @@ async def mirror(
     manifest_store: ManifestStore | None = None,
     manifest_side: str = "dst",
     state: DeployState | None = None,
+    after: Callable[[Report], Awaitable[None]] | None = None,
 ) -> tuple[Plan, Report]:
     """Scan, compare, plan, check the delete limits, then (unless dry-run) execute.
 
@@ -81,14 +82,12 @@ async def mirror(
     the run (first without the records of the files about to change, then complete).
     ``state`` (a push) is where the deploy lock and the journal are: the lock is held from
     before the scan to the end, and the journal of a run that stopped is read and repaired.
+    ``after`` runs once the push went well, still under the lock (a release goes live).
     """
     if state is None or options.dry_run:
         return await _mirror(src, dst, options, reporter, missing_source, manifest_store,
                              manifest_side, state)  # fmt: skip
-    held = DeployLock(
-        dst, state.directory, state.token, wait=state.lock_wait, break_lock=state.break_lock,
-        warn=reporter.warning,
-    )  # fmt: skip
+    held = state.lock(dst, reporter.warning)
     await held.acquire()
     try:
         work = asyncio.ensure_future(
@@ -107,7 +106,10 @@ async def mirror(
             if not work.cancelled():
                 work.exception()  # retrieved: the lock's error is the one to say
             raise beat.exception()  # type: ignore[misc]
-        return work.result()
+        the_plan, report = work.result()
+        if after is not None and not report.failures:
+            await after(report)
+        return the_plan, report
     finally:
         await asyncio.shield(held.release_quietly())
 
@@ -164,6 +166,13 @@ async def _mirror(
     )  # fmt: skip
     if not src_listing.root_exists:
         raise missing_source(f"source directory not found: {src.label}")
+    link = dst_listing.root_link if state is not None and options.release is None else None
+    if link is not None and (rid := release_id(link)) is not None:
+        raise UsageError(
+            f"{dst.label} is the link to release {rid} (--release symlink): a push in place "
+            "would write into the live release",
+            hint='push with --release symlink (target key: release = "symlink")',
+        )
     if state is not None and state.is_older is not None and state.commit:
         await _refuse_older(dst, state)
     if options.perms and options.chmod is not None:
@@ -227,7 +236,7 @@ async def _mirror(
     deploy_id = new_id()
     if state is not None and store is not None and state.keep > 0 and the_plan.phases:
         history = History(dst, state.directory)
-        backup = Backup(dst, history.backup_dir(deploy_id))
+        backup = Backup(dst, history.backup_dir(deploy_id), links=caps.links)
         kept = [
             a.path
             for a in the_plan.actions()
@@ -278,15 +287,16 @@ async def _record(
     reporter: Reporter,
 ) -> None:
     """The deploy in the history; backups older than the last ``keep`` deploys removed."""
-    if not backup.enabled:
+    if backup.moved:
         reporter.warning(
-            "the server offers no hardlink@openssh.com: the files this deploy replaced were "
-            "not kept, so it cannot be rolled back without uploading"
+            f"the server makes no hard links: the {backup.moved} file(s) this deploy replaced "
+            "were kept by renaming them into its backup, the new file renamed in after (each "
+            "name missing for one round trip); keep = 0 replaces atomically and keeps none"
         )
     counts = {op.value: n for op, n in report.done.items() if n}
     await history.append(
         record("deploy", deploy_id, deploy_id, commit=state.commit, counts=counts,
-               backup=backup.enabled, backup_bytes=backup.size)
+               backup=True, backup_bytes=backup.size, backup_by=backup.method)
     )  # fmt: skip
     if await history.prune(state.keep):
         await history.save()

@@ -72,6 +72,7 @@ class Listing:
     owned: set[str] | None = None  # files the manifest says we deployed (None: no manifest)
     stale: list[Entry] = field(default_factory=list)  # our temporaries left by a crashed run
     refused: dict[str, Refused] = field(default_factory=dict)  # names no tree may deploy
+    root_link: str | None = None  # the root is a symbolic link holding this
 
     def add(self, entry: Entry) -> None:
         self.entries[entry.path] = entry
@@ -168,6 +169,7 @@ class Report:
     elapsed: float = 0.0
     dry_run: bool = False
     reconnects: int = 0  # connections lost and made again during the run
+    release: str | None = None  # --release symlink: the release made live
 
     @property
     def ok(self) -> bool:

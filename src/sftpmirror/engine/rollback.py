@@ -7,10 +7,16 @@ added are moved into this rollback's own backup; files L replaced or deleted are
 L's backup into place, each through a temporary renamed over the final name, as an upload
 lands. ``--to ID`` undoes every deploy after ID, newest first. A rollback is a deploy of its
 own in the history (kind "rollback"), with its own backup, so it can be undone too.
+
+Where the server makes no hard links, the files are moved out of L's backup instead (the
+live file renamed into the rollback's backup first, as a deploy does there); L's backup is
+then spent (its record's ``backup`` false) and removed. A rollback cut short can be run again:
+a file whose backup copy is gone while its name is there was put back already.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import posixpath
 import time
@@ -22,8 +28,8 @@ from sftpmirror.engine.lock import DeployLock
 from sftpmirror.engine.manifest import Manifest, ManifestStore
 from sftpmirror.engine.model import Action, Entry, Kind, Op, Phase, Plan, Report
 from sftpmirror.engine.reporter import Reporter
-from sftpmirror.engine.tree import Tree, TreeError, new_tag
-from sftpmirror.errors import RemoteError, UsageError
+from sftpmirror.engine.tree import Tree, TreeError, Unsupported, new_tag
+from sftpmirror.errors import RemoteError
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,26 +48,15 @@ async def plan_rollback(
     """The deploy to put back, and the steps (newest first)."""
     deploys = [r["id"] for r in history.deploys()]
     live = history.live()
-    if live is None or live not in deploys:
-        raise UsageError("no deploy recorded on this destination: nothing to roll back to")
+    target = history.pick(live, to)
     position = deploys.index(live)
-    if to is None:
-        if position == 0:
-            raise UsageError(f"{live} is the first deploy recorded: nothing before it")
-        target = deploys[position - 1]
-    elif to not in deploys:
-        raise UsageError(f"no deploy {to} in the history (sftpmirror history lists them)")
-    elif deploys.index(to) >= position:
-        raise UsageError(f"{to} is not older than the live deploy {live}")
-    else:
-        target = to
     steps: list[Step] = []
     state = current
     for deploy in reversed(deploys[deploys.index(target) + 1 : position + 1]):
         entry = next(r for r in history.records if r["id"] == deploy)
         if not entry.get("backup"):
             raise RemoteError(
-                f"deploy {deploy} kept no backup (pruned, or the server offers no hardlinks): "
+                f"deploy {deploy} kept no backup (pruned, or spent by an earlier rollback): "
                 f"{target} cannot be put back without uploading",
                 hint=f"push the source of {target} again instead",
             )
@@ -110,8 +105,7 @@ async def rollback(
     report."""
     held: DeployLock | None = None
     if not dry_run:
-        held = DeployLock(dst, state.directory, state.token, wait=state.lock_wait,
-                          break_lock=state.break_lock, warn=reporter.warning)  # fmt: skip
+        held = state.lock(dst, reporter.warning)
         await held.acquire()
     try:
         return await _rollback(dst, state, store, reporter, to, dry_run)
@@ -141,21 +135,23 @@ async def _rollback(
         return target, the_plan, report
     started = time.monotonic()
     rollback_id = new_id()
-    backup = Backup(dst, history.backup_dir(rollback_id))
+    caps = await dst.capabilities()
+    backup = Backup(dst, history.backup_dir(rollback_id), links=caps.links)
     await backup.start(current)
     tag = new_tag()
     reporter.phase("rollback")
     made: set[str] = set()
+    spent: list[str] = []
     for step in steps:
         source = Backup(dst, history.backup_dir(step.deploy))
         for path in step.restore:
             action = Action(Op.REPLACE, Entry(path, Kind.FILE), f"from {step.deploy}")
             await _parents(dst, path, made)
-            if await dst.file_type(path) == "file":
-                await backup.link(path)
-            await dst.link_into_place(source.file(path), path, tag=tag)
-            report.done[Op.REPLACE] += 1
+            if await _restore(dst, source, backup, path, tag):
+                report.done[Op.REPLACE] += 1
             reporter.done(action, 0)
+        if not backup.linking and step.restore:
+            spent.append(step.deploy)
         for path in step.remove:
             action = Action(Op.DELETE, Entry(path, Kind.FILE), f"added by {step.deploy}")
             if await dst.file_type(path) == "file":
@@ -168,15 +164,39 @@ async def _rollback(
     await store.save(final)
     counts = {op.value: n for op, n in report.done.items() if n}
     rolled_back = [s.deploy for s in steps]
+    for entry in history.records:
+        if entry.get("id") in spent:
+            entry["backup"] = False  # moved back into place: nothing left to undo it with
     await history.append(
-        record("rollback", rollback_id, target, counts=counts, backup=backup.enabled,
-               backup_bytes=backup.size, rolled_back=rolled_back)
+        record("rollback", rollback_id, target, counts=counts, backup=True,
+               backup_bytes=backup.size, backup_by=backup.method, rolled_back=rolled_back)
     )  # fmt: skip
+    for deploy in spent:
+        await Backup(dst, history.backup_dir(deploy)).remove()
     if state.keep:
         await history.prune(state.keep)
         await history.save()
     report.elapsed = time.monotonic() - started
     return target, the_plan, report
+
+
+async def _restore(dst: Tree, source: Backup, backup: Backup, path: str, tag: str) -> bool:
+    """Put ``path`` back from ``source`` (an undone deploy's backup), what is there now kept in
+    ``backup``: by a hard link, or where the tree makes none, by renames. False when it was put
+    back already (a rollback run again after a cut)."""
+    kept = source.file(path)
+    here, there = await asyncio.gather(dst.file_type(path), dst.file_type(kept))
+    if here == "file" and there is None and not backup.linking:
+        return False  # moved back out of the backup before the cut (a link would still be there)
+    aside = await backup.keep(path) if here == "file" else None
+    if backup.linking:
+        try:
+            await dst.link_into_place(kept, path, tag=tag)
+            return True
+        except Unsupported:
+            backup.linking = False
+    await dst.move_into_place(kept, path, aside=aside)
+    return True
 
 
 async def _parents(dst: Tree, path: str, made: set[str]) -> None:

@@ -51,6 +51,7 @@ async def copy_file(
     tag: str | None = None,
     on_swap: OnSwap | None = None,
     in_flight: int = WRITES_IN_FLIGHT,
+    aside: str | None = None,
 ) -> tuple[int, str, int]:
     """Stream one file from ``src`` to ``dst`` (atomically replaced).
 
@@ -63,6 +64,7 @@ async def copy_file(
     ``sent`` hears of each chunk the server acknowledged (progress, F19): a chunk's write
     returns once it is answered, except the last small one, held back to go with the close,
     so the chunks still in flight at the end are counted once the file is in place.
+    ``aside``: where the file replaced is kept (a backup made by renames: ``open_write``).
     """
     held = 0
     offset = 0
@@ -72,7 +74,7 @@ async def copy_file(
     ahead: asyncio.Future[bytes] | None = None
     async with (
         src.open_read(action.path, action.entry.size) as reader,
-        dst.open_write(action.entry, perms=perms, tag=tag, on_swap=on_swap) as writer,
+        dst.open_write(action.entry, perms=perms, tag=tag, on_swap=on_swap, aside=aside) as writer,
     ):
         try:
             data = await reader.read(chunk, 0)
@@ -129,7 +131,7 @@ async def _settle(futures: list[asyncio.Future[Any]]) -> None:
 class Keeper(Protocol):
     """Where replaced and deleted files go for a rollback (``engine/history.Backup``)."""
 
-    async def link(self, path: str) -> bool: ...
+    async def keep(self, path: str) -> str | None: ...
 
     async def move(self, path: str) -> None: ...
 
@@ -139,10 +141,12 @@ class Journal(Protocol):
 
     def done(self, path: str, size: int, mtime: int, sha256: str) -> None: ...
 
-    async def swap(self, path: str, temp: str) -> None: ...
+    async def swap(self, path: str, temp: str, aside: str | None) -> None: ...
 
 
-async def _copy(run: _Run, action: Action, on_swap: OnSwap | None) -> tuple[int, str, int]:
+async def _copy(
+    run: _Run, action: Action, on_swap: OnSwap | None, aside: str | None
+) -> tuple[int, str, int]:
     """One file's copy. A file of more than one chunk whose copy fails with a bare failure, on a
     server not yet known to take writes in order only, is copied again once with one chunk in
     flight, and so is every file after it (``rclone serve sftp`` fails a write that arrives
@@ -154,7 +158,7 @@ async def _copy(run: _Run, action: Action, on_swap: OnSwap | None) -> tuple[int,
             return await copy_file(
                 run.src, run.dst, action, perms=run.perms, chunk=chunk,
                 sent=run.reporter.transferred, tag=run.tag, on_swap=on_swap,
-                in_flight=in_flight,
+                in_flight=in_flight, aside=aside,
             )  # fmt: skip
         except ServerFailure as e:
             if run.sequential or action.entry.size <= chunk:
@@ -170,14 +174,15 @@ async def _apply(run: _Run, action: Action) -> tuple[int, str | None, int]:
     dst = run.dst
     entry = action.entry
     on_swap = run.journal.swap if run.journal is not None else None
+    aside: str | None = None
     if run.backup is not None and action.op is Op.REPLACE and entry.kind is Kind.FILE:
-        await run.backup.link(action.path)  # the old file kept for a rollback: no copy
+        aside = await run.backup.keep(action.path)  # the old file kept for a rollback: no copy
     match action.op:
         case Op.COPY | Op.REPLACE if entry.size >= LARGE_CHUNK:
             async with run.large:
-                return await _copy(run, action, on_swap)
+                return await _copy(run, action, on_swap, aside)
         case Op.COPY | Op.REPLACE:
-            return await _copy(run, action, on_swap)
+            return await _copy(run, action, on_swap, aside)
         case Op.MKDIR:
             await dst.mkdir(entry, perms=run.perms)
         case Op.ATTRS:

@@ -146,7 +146,10 @@ async def read_bounded(tree: Tree, path: str, limit: int) -> bytes | None:
     return bytes(data)
 
 
-OnSwap = Callable[[str, str], Awaitable[None]]
+OnSwap = Callable[[str, str, str | None], Awaitable[None]]
+"""Told of a replace that is not atomic before it happens: (final path, temporary, aside): the
+new file at the temporary, and where the old one goes (None: ``backup_name(temp)``, removed
+once the swap is done)."""
 
 
 class FileWriter(Protocol):
@@ -168,13 +171,15 @@ class Capabilities:
     ``chmod``: a mode set after creation takes effect. ``create_mode``: a mode given at
     creation does. ``default_mode``: what a file created without one gets (None: unknown).
     ``mtimes``: a modification time set takes effect. ``sequential_writes``: writes must
-    arrive in order (one in flight per file)."""
+    arrive in order (one in flight per file). ``links``: ``link`` makes hard links (else a
+    backup is made by renames)."""
 
     chmod: bool = True
     create_mode: bool = True
     default_mode: int | None = None
     mtimes: bool = True
     sequential_writes: bool = False
+    links: bool = True
 
     def creatable(self, mode: int) -> bool:
         """Can a file be made with this mode (``mode & 0o777``) here, one way or another?"""
@@ -227,11 +232,15 @@ class Tree(Protocol):
         perms: bool,
         tag: str | None = None,
         on_swap: OnSwap | None = None,
+        aside: str | None = None,
     ) -> AbstractAsyncContextManager[FileWriter]:
         """Write to a temporary name (``temp_name(name, tag)``); on success set attributes and
         rename over ``entry.path``. Where the tree cannot replace atomically, ``on_swap(path,
-        temp)`` is awaited first (the journal records the swap, so a cut can be repaired), and
-        the old file is moved to ``backup_name(temp)`` for the moment of the swap."""
+        temp, aside)`` is awaited first (the journal records the swap, so a cut can be
+        repaired), and the old file is moved to ``backup_name(temp)`` for the moment of the
+        swap. ``aside``: where the file replaced is kept (a backup on a tree without hard
+        links): renamed there, then the new one renamed in, one after the other (the name is
+        missing in between), the swap told to ``on_swap`` first."""
 
     async def rename(self, old: str, new: str) -> None:
         """Rename ``old`` to ``new`` (which must not exist)."""
@@ -242,6 +251,18 @@ class Tree(Protocol):
     async def link_into_place(self, source: str, final: str, *, tag: str) -> None:
         """Put ``source``'s file at ``final`` without copying it: a hard link at a temporary
         name beside ``final`` (``tag``'s), renamed over it atomically, as an upload lands."""
+
+    async def move_into_place(self, source: str, final: str, *, aside: str | None) -> None:
+        """Rename ``source`` over ``final`` (where the tree cannot link): atomically where
+        ``aside`` is None; else the file at ``final`` (if any) is renamed to ``aside`` first,
+        and ``source`` in after it."""
+
+    async def symlink(self, target: str, path: str) -> None:
+        """A symbolic link at ``path`` holding ``target`` (Unsupported where the tree has
+        none)."""
+
+    async def readlink(self, path: str) -> str:
+        """What the symbolic link at ``path`` holds."""
 
     def open_log(self, path: str) -> AbstractAsyncContextManager[FileWriter]:
         """Create ``path`` (or empty it) and write it in place, no temporary: for our own

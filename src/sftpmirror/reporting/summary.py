@@ -50,6 +50,8 @@ def summary_line(result: Result, elapsed: float | None = None) -> str:
         line += f"; reconnected {report.reconnects} time(s)"
     if result.plan.kept:
         line += f"; kept {len(result.plan.kept)} not ours or protected"
+    if report.release:
+        line += f"; live: {report.release}"
     return line
 
 
@@ -86,6 +88,7 @@ def summary_object(
         "failures": [],
         "not_run": 0,
         "reconnects": 0,
+        "release": None,
         "warnings": list(warnings or ()),
         "actions": [],
         "conflicts": [],
@@ -108,6 +111,7 @@ def summary_object(
             ],
             "not_run": report.not_run,
             "reconnects": report.reconnects,
+            "release": report.release,
             "conflicts": [action_fields(a) for a in plan.conflicts],
             "kept": list(plan.kept),
             "summary": summary_line(result, elapsed),

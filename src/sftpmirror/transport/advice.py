@@ -95,8 +95,9 @@ def findings(profile: Profile) -> list[Finding]:
         found.append(
             Finding(
                 INFO,
-                "no working hardlink@openssh.com: deploys keep no backups, so a rollback "
-                "uploads the files again",
+                "no working hardlink@openssh.com: a deploy keeps the files it replaces by "
+                "renaming them into its backup, each name missing for one round trip (keep = 0: "
+                "atomic replaces, no backups); a rollback moves them back",
             )
         )
     if not profile.limits:

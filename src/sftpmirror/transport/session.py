@@ -9,6 +9,8 @@ a pipelined listing or asyncssh's ``scandir``, a write answered later or asyncss
 from __future__ import annotations
 
 import asyncio
+import posixpath
+import secrets
 import stat
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -16,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import asyncssh
 
-from sftpmirror.engine.tree import Unsupported
+from sftpmirror.engine.tree import NotFound, TreeError, Unsupported
 from sftpmirror.errors import ConnectionLost, RemoteError
 from sftpmirror.transport import _fastpath as fastpath
 from sftpmirror.transport._fastpath.bulk_writes import BulkWriter
@@ -196,6 +198,7 @@ class Session:
         # asyncssh's safe 16 KiB meanwhile).
         self.read_len: int | None = self.profile.max_read if self.profile.limits else None
         self._learning = asyncio.Lock()
+        self._symlink_swapped: bool | None = None  # learnt by the session's first symlink
 
     def _stated(self) -> Profile:
         """The profile as far as the server states it (version, limits, extensions); the
@@ -382,6 +385,45 @@ class Session:
                     raise Unsupported(describe(e)) from None
                 raise
             self.profile = replace(self.profile, posix_rename=True)
+
+    async def symlink(self, target: str, path: str) -> None:
+        """A symbolic link at ``path`` holding ``target``. SSH_FXP_SYMLINK's two paths are read
+        in opposite orders by servers (OpenSSH's sftp-server, ProFTPD, paramiko: target
+        first; gesftpserver: the draft's link first), and asyncssh picks one by the server's
+        version string, wrongly for ProFTPD, Dropbear and gesftpserver. So the first link of a
+        session is preceded by a probe (``_symlink_order``) that finds out which way works."""
+        if self._symlink_swapped is None:
+            self._symlink_swapped = await self._symlink_order(posixpath.dirname(path))
+        with self._mapped():
+            if self._symlink_swapped:
+                await self._sftp.symlink(path, target)
+            else:
+                await self._sftp.symlink(target, path)
+
+    async def _symlink_order(self, directory: str) -> bool:
+        """Ask for a link at A to B, both temporary names in ``directory``: wherever the
+        server reads the paths, the link lands on one of our two names (never elsewhere), and
+        where it landed says whether asyncssh's order must be swapped. Both are removed."""
+        tag = secrets.token_hex(4)
+        a, b = (posixpath.join(directory, f".sftpmirror.{tag}.{n}.part") for n in ("sa", "sb"))
+        try:
+            with self._mapped():
+                await self._sftp.symlink(b, a)
+            try:
+                await self.lstat(a)
+                return False
+            except NotFound:
+                await self.lstat(b)  # the link is there: the order is the other one
+                return True
+        finally:
+            for name in (a, b):
+                with suppress(TreeError):
+                    await self.remove(name)
+
+    async def readlink(self, path: str) -> str:
+        with self._mapped():
+            found = await self._sftp.readlink(path)
+        return found if isinstance(found, str) else found.decode("utf-8", "replace")
 
     async def realpath(self, path: str) -> str:
         with self._mapped():

@@ -324,6 +324,20 @@ class LocalTree:
                     os.unlink(tmp)
                 raise
 
+    async def symlink(self, target: str, path: str) -> None:
+        with _mapped():
+            await asyncio.to_thread(os.symlink, target, self._full(path))
+
+    async def readlink(self, path: str) -> str:
+        with _mapped():
+            return await asyncio.to_thread(os.readlink, self._full(path))
+
+    async def move_into_place(self, source: str, final: str, *, aside: str | None) -> None:
+        target = self._full(final)
+        with _mapped():
+            keep = self._full(aside) if aside is not None else None
+            await asyncio.to_thread(_replace, self._full(source), target, keep)
+
     @asynccontextmanager
     async def open_log(self, path: str) -> AsyncIterator[FileWriter]:
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
@@ -342,8 +356,10 @@ class LocalTree:
         perms: bool,
         tag: str | None = None,
         on_swap: OnSwap | None = None,
+        aside: str | None = None,
     ) -> AsyncIterator[FileWriter]:
-        """``os.replace`` is atomic here: ``on_swap`` is never needed."""
+        """``os.replace`` is atomic here: ``on_swap`` is never needed (nor ``aside``: a local
+        tree links; it is honoured all the same)."""
         final = self._full(entry.path)
         directory, name = os.path.split(final)
         tmp = os.path.join(directory, temp_name(name, tag))
@@ -364,8 +380,26 @@ class LocalTree:
         os.close(fd)
         try:
             with _mapped():
-                await asyncio.to_thread(os.replace, tmp, final)
+                keep = self._full(aside) if aside is not None else None
+                await asyncio.to_thread(_replace, tmp, final, keep)
         except BaseException:
             with suppress(OSError):
                 os.unlink(tmp)
             raise
+
+
+def _replace(source: str, final: str, aside: str | None) -> None:
+    """``source`` renamed over ``final``; with ``aside``, the file at ``final`` (if any) renamed
+    there first, and back if ``source`` cannot go in."""
+    moved = False
+    if aside is not None:
+        with suppress(FileNotFoundError):
+            os.rename(final, aside)
+            moved = True
+    try:
+        os.replace(source, final)
+    except BaseException:
+        if moved and aside is not None:
+            with suppress(OSError):
+                os.rename(aside, final)
+        raise

@@ -34,6 +34,7 @@ from sftpmirror.engine.tree import (
     NotFound,
     OnSwap,
     TreeError,
+    Unsupported,
     is_temp,
     temp_name,
 )
@@ -257,6 +258,25 @@ class MemoryTree:
         self._need_dir(posixpath.dirname(final))
         self.files[final] = self.files[source]
 
+    async def symlink(self, target: str, path: str) -> None:
+        raise Unsupported("no symbolic links in a MemoryTree")
+
+    async def readlink(self, path: str) -> str:
+        raise Unsupported("no symbolic links in a MemoryTree")
+
+    async def move_into_place(self, source: str, final: str, *, aside: str | None) -> None:
+        self._check("rename", final)
+        if source not in self.files:
+            raise NotFound(source)
+        self._need_dir(posixpath.dirname(final))
+        self._put_aside(final, aside)
+        self.files[final] = self.files.pop(source)
+
+    def _put_aside(self, final: str, aside: str | None) -> None:
+        if aside is not None and final in self.files:
+            self._need_dir(posixpath.dirname(aside))
+            self.files[aside] = self.files.pop(final)
+
     @asynccontextmanager
     async def open_log(self, path: str) -> AsyncIterator[FileWriter]:
         self._check("open_write", path)
@@ -271,6 +291,7 @@ class MemoryTree:
         perms: bool,
         tag: str | None = None,
         on_swap: OnSwap | None = None,
+        aside: str | None = None,
     ) -> AsyncIterator[FileWriter]:
         final = entry.path
         self._check("open_write", final)
@@ -285,6 +306,7 @@ class MemoryTree:
             self._check("rename", final)
             if final in self.dirs:
                 raise TreeError("is a directory")
+            self._put_aside(final, aside)
             self.files[final] = self.files.pop(tmp)
         except BaseException:
             if not self.lost:  # a server whose connection is gone keeps the temporary

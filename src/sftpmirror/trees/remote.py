@@ -112,6 +112,7 @@ class RemoteTree:
                 default_mode=profile.default_mode,
                 mtimes=profile.mtimes is not False,
                 sequential_writes=profile.sequential_writes,
+                links=profile.hardlink is not False,
             )
             if profile.probed or not profile.notes:  # (not probed, and no reason: never is)
                 self._caps = caps
@@ -186,10 +187,11 @@ class RemoteTree:
                     if child.kind is Kind.DIR:
                         group.create_task(list_dir(child.path))
 
-            # The root's stat (does it exist, is it a directory?) and its listing go out
-            # together: one round trip, not two.
-            attrs, names = await asyncio.gather(
+            # The root's stat (does it exist, is it a directory?), its lstat (is it a link?)
+            # and its listing go out together: one round trip, not three.
+            attrs, own, names = await asyncio.gather(
                 self.session.stat(self._full("")),
+                self.session.lstat(self._full("")),
                 self._readdir("", group.create_task),
                 return_exceptions=True,
             )
@@ -204,6 +206,8 @@ class RemoteTree:
                 raise RemoteError(f"{self.label}: not a directory")
             if isinstance(names, BaseException):
                 raise names
+            if not isinstance(own, BaseException) and stat.S_ISLNK(own.mode):
+                listing.root_link = await self.session.readlink(self._full(""))
             await list_dir("", names)
         return listing
 
@@ -314,6 +318,19 @@ class RemoteTree:
                 await asyncio.shield(self.session.remove(tmp))
             raise
 
+    async def symlink(self, target: str, path: str) -> None:
+        await self.session.symlink(target, self._full(path))
+
+    async def readlink(self, path: str) -> str:
+        return await self.session.readlink(self._full(path))
+
+    async def move_into_place(self, source: str, final: str, *, aside: str | None) -> None:
+        target = self._full(final)
+        if aside is not None:
+            await self._swap_aside(self._full(source), target, final, source, None, aside)
+        else:
+            await self._rename(self._full(source), target, final, source, None)
+
     @asynccontextmanager
     async def open_log(self, path: str) -> AsyncIterator[FileWriter]:
         caps = await self.capabilities()
@@ -335,6 +352,7 @@ class RemoteTree:
         perms: bool,
         tag: str | None = None,
         on_swap: OnSwap | None = None,
+        aside: str | None = None,
     ) -> AsyncIterator[FileWriter]:
         final = self._full(entry.path)
         directory, name = posixpath.split(final)
@@ -368,7 +386,10 @@ class RemoteTree:
                     observe=not caps.mtimes, lenient=known is None,
                 )  # fmt: skip
                 rel_tmp = posixpath.join(posixpath.dirname(entry.path), temp)
-                await self._rename(tmp, final, entry.path, rel_tmp, on_swap)
+                if aside is not None:
+                    await self._swap_aside(tmp, final, entry.path, rel_tmp, on_swap, aside)
+                else:
+                    await self._rename(tmp, final, entry.path, rel_tmp, on_swap)
             except BaseException as exc:
                 await asyncio.shield(writer.discard())
                 # If the connection is gone, the next run sweeps the temporary file.
@@ -383,6 +404,30 @@ class RemoteTree:
                             hint="free space on the server, or ask for a larger quota",
                         ) from None
                 raise
+
+    async def _swap_aside(
+        self, tmp: str, final: str, rel: str, rel_tmp: str, on_swap: OnSwap | None, aside: str
+    ) -> None:
+        """The file at ``final`` kept at ``aside`` (a backup, where the server makes no hard
+        links), then ``tmp`` renamed in. One request after the other, not both at once: a
+        server that runs requests in parallel (rclone's, gesftpserver's worker threads) could
+        otherwise rename the new file over the old one and then move the new one aside. The
+        name is missing for one round trip; the journal's swap line, written first, lets the
+        next run repair a cut in between."""
+        if on_swap is not None:
+            await on_swap(rel, rel_tmp, aside)
+        moved = True
+        try:
+            await self.session.rename(final, self._full(aside))
+        except NotFound:
+            moved = False  # nothing there to keep (removed meanwhile)
+        try:
+            await self.session.rename(tmp, final)
+        except BaseException:
+            if moved:  # the old file back where it was
+                with suppress(TreeError, RemoteError):
+                    await asyncio.shield(self.session.rename(self._full(aside), final))
+            raise
 
     async def _rename(
         self, tmp: str, final: str, rel: str, rel_tmp: str, on_swap: OnSwap | None
@@ -411,7 +456,7 @@ class RemoteTree:
         # renamed aside and the new one in, both requests at once (answered in order), so the
         # final name is missing only while the server goes from one to the next.
         if on_swap is not None:
-            await on_swap(rel, rel_tmp)
+            await on_swap(rel, rel_tmp, None)
         backup = backup_name(tmp)
         aside, put = await asyncio.gather(
             self.session.rename(final, backup),
