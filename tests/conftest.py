@@ -9,6 +9,7 @@ missing: the fixture installs it, and fails loudly when it cannot.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shutil
 import threading
 from collections.abc import Iterator
@@ -95,6 +96,23 @@ class Target:
 
     def url(self, path: str | None = None) -> str:
         return f"sftp://{self.user}@{self.host}:{self.port}/{self.path if path is None else path}"
+
+
+@pytest.fixture(scope="session")
+def _hash_caches(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("hash-caches")
+
+
+@pytest.fixture(autouse=True)
+def hash_cache_dir(
+    _hash_caches: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Every test gets a hash cache directory of its own (made when first written): none
+    writes to the user's ``~/.cache`` (``trees/hashcache.py``)."""
+    where = _hash_caches / hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
+    monkeypatch.setenv("SFTPMIRROR_CACHE_DIR", str(where))
+    monkeypatch.delenv("SFTPMIRROR_NO_HASH_CACHE", raising=False)
+    return where
 
 
 @pytest.fixture(scope="session")

@@ -86,7 +86,7 @@ async def mirror(
 def _manifest_store(remote: RemoteTree, options: MirrorOptions) -> ManifestStore | None:
     if options.local_manifest is not None:
         where = options.local_manifest.expanduser().absolute()
-        local = LocalTree(where.parent, follow_symlinks=False)
+        local = LocalTree(where.parent, follow_symlinks=False, hash_cache=False)
         return ManifestStore(local, where.name, in_mirrored_tree=False)
     return ManifestStore(remote, options.manifest) if options.manifest else None
 
@@ -141,35 +141,48 @@ async def push(
     state = dataclasses.replace(
         state, commit=commit, is_older=older if options.refuse_older else None
     )
-    if options.release is not None:
-        _release_options(options)
-        rid = new_id()  # the same across reconnections: a second try goes on with it
-
-        async def release_push(remote: RemoteTree) -> Result:
-            top, open_tree, name = _release_trees(remote)
-            the_plan, report = await release.push(
-                source, top, open_tree, name, rid, options, reporter, state
-            )
-            return Result(the_plan, report)
-
+    try:
+        if options.release is not None:
+            return await _push_release(source, _spec(dest), options, connect_options, reporter,
+                                       state)  # fmt: skip
         return await _over_sftp(
-            _spec(dest), connect_options, reporter, release_push, options.reconnects
-        )
-    return await _over_sftp(
-        _spec(dest),
-        connect_options,
-        reporter,
-        lambda remote: mirror(
-            source,
-            remote,
-            options,
+            _spec(dest),
+            connect_options,
             reporter,
-            manifest_store=_manifest_store(remote, options),
-            manifest_side="dst",
-            state=state,
-        ),
-        options.reconnects,
-    )
+            lambda remote: mirror(
+                source,
+                remote,
+                options,
+                reporter,
+                manifest_store=_manifest_store(remote, options),
+                manifest_side="dst",
+                state=state,
+            ),
+            options.reconnects,
+        )
+    finally:  # the hashes of the files uploaded: the next run need not read them
+        await asyncio.to_thread(source.save_hash_cache)
+
+
+async def _push_release(
+    source: LocalTree,
+    spec: RemoteSpec,
+    options: MirrorOptions,
+    connect_options: ConnectOptions | None,
+    reporter: Reporter,
+    state: DeployState,
+) -> Result:
+    _release_options(options)
+    rid = new_id()  # the same across reconnections: a second try goes on with it
+
+    async def release_push(remote: RemoteTree) -> Result:
+        top, open_tree, name = _release_trees(remote)
+        the_plan, report = await release.push(
+            source, top, open_tree, name, rid, options, reporter, state
+        )
+        return Result(the_plan, report)
+
+    return await _over_sftp(spec, connect_options, reporter, release_push, options.reconnects)
 
 
 def _release_options(options: MirrorOptions) -> None:

@@ -32,6 +32,9 @@ def _push(target: Target, site: Path, *extra: str) -> subprocess.CompletedProces
     cmd = [sys.executable, "-m", "sftpmirror", "push", *extra, str(site), target.url()]
     cmd += ["--known-hosts", str(target.known_hosts)]
     env = {"SFTPMIRROR_PASSWORD": target.password, "PATH": "/usr/bin:/bin"}
+    for name in ("SFTPMIRROR_CACHE_DIR", "PYTHONPATH"):  # the test's cache; the code tested
+        if name in os.environ:
+            env[name] = os.environ[name]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import BinaryIO
 
 HASH_CHUNK = 1 << 20  # bytes read at a time
 
 
+def sha256_stream(f: BinaryIO) -> tuple[str, int]:
+    """SHA-256 of what ``f`` holds from where it stands, and how many bytes that was."""
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := f.read(HASH_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Stream a local file through SHA-256."""
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return sha256_stream(f)[0]
