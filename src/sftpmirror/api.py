@@ -133,56 +133,40 @@ async def push(
                 f"not a directory: {local} (the source is a directory: its contents are published)"
             )
         raise UsageError(f"local directory not found: {local}")
+    spec = _spec(dest)
     source = LocalTree(local, follow_symlinks=True)
     reporter = reporter or NullReporter()
     state = deploy_state(options, secrets.token_hex(8))
-    commit = await asyncio.to_thread(git_commit, local)
-    older = (lambda live: is_ancestor(local, commit, live)) if commit else None
-    state = dataclasses.replace(
-        state, commit=commit, is_older=older if options.refuse_older else None
-    )
-    try:
+    # The source's git commit (for the history) is a process: it runs beside the connection.
+    looked_up = asyncio.ensure_future(asyncio.to_thread(git_commit, local))
+    rid = new_id()  # --release symlink: the same across reconnections (a retry goes on with it)
+    if options.release is not None:
+        _release_options(options)
+
+    async def run(remote: RemoteTree) -> Result:
+        commit = await asyncio.shield(looked_up)
+        older = (lambda live: is_ancestor(local, commit, live)) if commit else None
+        deploy = dataclasses.replace(
+            state, commit=commit, is_older=older if options.refuse_older else None
+        )
         if options.release is not None:
-            return await _push_release(source, _spec(dest), options, connect_options, reporter,
-                                       state)  # fmt: skip
-        return await _over_sftp(
-            _spec(dest),
-            connect_options,
-            reporter,
-            lambda remote: mirror(
-                source,
-                remote,
-                options,
-                reporter,
-                manifest_store=_manifest_store(remote, options),
-                manifest_side="dst",
-                state=state,
-            ),
-            options.reconnects,
-        )
-    finally:  # the hashes of the files uploaded: the next run need not read them
+            top, open_tree, name = _release_trees(remote)
+            the_plan, report = await release.push(
+                source, top, open_tree, name, rid, options, reporter, deploy
+            )
+            return Result(the_plan, report)
+        store = _manifest_store(remote, options)
+        return await mirror(
+            source, remote, options, reporter, manifest_store=store, manifest_side="dst",
+            state=deploy,
+        )  # fmt: skip
+
+    try:
+        return await _over_sftp(spec, connect_options, reporter, run, options.reconnects)
+    finally:
+        looked_up.cancel()  # not awaited if the connection failed
+        # The hashes of the files uploaded: the next run need not read them.
         await asyncio.to_thread(source.save_hash_cache)
-
-
-async def _push_release(
-    source: LocalTree,
-    spec: RemoteSpec,
-    options: MirrorOptions,
-    connect_options: ConnectOptions | None,
-    reporter: Reporter,
-    state: DeployState,
-) -> Result:
-    _release_options(options)
-    rid = new_id()  # the same across reconnections: a second try goes on with it
-
-    async def release_push(remote: RemoteTree) -> Result:
-        top, open_tree, name = _release_trees(remote)
-        the_plan, report = await release.push(
-            source, top, open_tree, name, rid, options, reporter, state
-        )
-        return Result(the_plan, report)
-
-    return await _over_sftp(spec, connect_options, reporter, release_push, options.reconnects)
 
 
 def _release_options(options: MirrorOptions) -> None:
@@ -244,6 +228,8 @@ async def pull(
     reporter: Reporter | None = None,
 ) -> Result:
     """Mirror the remote directory ``source`` into ``local_dir`` (lftp ``mirror``)."""
+    if options.release is not None:
+        raise UsageError("--release is a push's: a pull reads whatever the destination links to")
     local = Path(local_dir)
     if await asyncio.to_thread(lambda: local.exists() and not local.is_dir()):
         raise UsageError(f"not a directory: {local}")

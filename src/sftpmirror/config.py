@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sftpmirror.defaults import CONFIG_NAME as CONFIG_NAME
 from sftpmirror.engine.chmod import parse_chmod
 from sftpmirror.errors import UsageError
-
-CONFIG_NAME = "sftpmirror.toml"
 
 Check = Callable[[Any, Path], Any]  # raw TOML value, the file's directory → the flag's value
 

@@ -14,7 +14,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src" / "sftpmirror"
 
 # Each layer, and what it may import besides itself. Leaves first.
-BASE = {"errors", "findings", "methods", "url"}
+BASE = {"defaults", "errors", "findings", "methods", "url"}
 ALLOWED: dict[str, set[str]] = {
     "base": set(),
     "engine": {"base"},
@@ -186,18 +186,89 @@ def test_cheap_imports_load_no_asyncssh(code: str) -> None:
     assert not loaded & set(HEAVY), code
 
 
-@pytest.mark.parametrize("args", [["--version"], ["--help"], ["sshd", "check", "--help"]])
-def test_cli_startup_loads_no_asyncssh(args: list[str]) -> None:
+def _run_cli(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """``python -m sftpmirror ARGS``, and every module it imported (``-X importtime`` lists
+    each one on stderr as it is loaded)."""
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "sftpmirror", *args],
         capture_output=True,
         text=True,
-        check=True,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
     )
     imported = {
-        line.rpartition("|")[2].strip().split(".")[0] for line in result.stderr.splitlines()
+        line.rpartition("|")[2].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
     }
-    assert not imported & {*HEAVY, "rich"}, args
+    return result, imported
+
+
+def _tops(modules: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--version"],
+        ["--help"],
+        ["init", "--help"],
+        ["push", "--help"],
+        ["history", "--help"],
+        ["doctor", "--help"],
+        ["sshd", "--help"],
+        ["sshd", "check", "--help"],
+    ],
+)
+def test_help_and_version_load_only_the_declarations(args: list[str], tmp_path: Path) -> None:
+    """What --help and --version show is declared in cli/app.py, cli/options.py, cli/sshd.py
+    and sftpmirror.defaults: no asyncssh, cryptography or rich, and not even asyncio, the engine
+    or the commands' bodies (cli/commands.py)."""
+    result, imported = _run_cli(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "sftpmirror.cli.app" in imported  # the check sees the imports
+    assert not _tops(imported) & {*HEAVY, "rich", "asyncio"}, args
+    library = {
+        m for m in imported if m.startswith(("sftpmirror.engine", "sftpmirror.cli.commands"))
+    }
+    assert not library, args
+
+
+SSHD_CONFIG = """\
+Subsystem sftp internal-sftp
+Match User nobody
+    ChrootDirectory /srv/sftp/nobody
+    ForceCommand internal-sftp
+"""
+
+
+@pytest.mark.parametrize("command", ["init", "sshd check"])
+def test_commands_that_do_not_connect_load_no_client_stack(command: str, tmp_path: Path) -> None:
+    """``init`` and ``sshd check`` run without asyncssh, cryptography or rich, and without
+    asyncio: they do not connect."""
+    if command == "init":
+        written = tmp_path / "sftpmirror.toml"
+        args = ["init", "--url", "sftp://user01@example.org/public_html", "--config", str(written)]
+    else:
+        (tmp_path / "sshd_config").write_text(SSHD_CONFIG)
+        args = ["sshd", "check", "--config", str(tmp_path / "sshd_config"), "--parser", "builtin"]
+    result, imported = _run_cli(args, tmp_path)
+    if command == "init":
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "[targets.production]" in written.read_text()
+    else:
+        assert result.returncode in (0, 1), result.stderr[-2000:]  # 1: problems found
+        assert "sftpmirror sshd check" in result.stdout
+        assert "--user nobody" in result.stdout
+    assert not _tops(imported) & {*HEAVY, "rich", "asyncio"}, command
+
+
+def test_the_startup_check_sees_asyncssh_when_a_command_connects(tmp_path: Path) -> None:
+    """The check above can fail: a push loads asyncssh (then stops: no such directory)."""
+    result, imported = _run_cli(["push", "missing", "sftp://u@127.0.0.1:9/x"], tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert {"asyncssh", "cryptography"} <= _tops(imported)
 
 
 def test_the_library_still_loads_asyncssh_when_it_is_used() -> None:

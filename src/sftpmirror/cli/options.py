@@ -1,40 +1,30 @@
-"""The flags push and pull share, and their translation into the library's option records.
+"""The flags push and pull share, declared, and the typed records they are read into.
 
-A named target from ``sftpmirror.toml`` fills in every flag not given on the command line (its
-keys are the flags' names): flags win over the target, the target over the defaults. The
-password flags count as one: any of them on the command line sets aside the target's.
 Commands turn click's parameters into one typed, frozen record (``MirrorFlags``,
-``ConnectionFlags``) at once; a target gives a new record, never a mutated dict.
+``ConnectionFlags``) at once; ``resolve.py`` fills in a target's values and turns the record into
+the library's option records. Declaring the flags needs only click and ``sftpmirror.defaults``,
+so ``--help`` loads nothing of the library.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from click.core import ParameterSource
 
-from sftpmirror.config import PASSWORD_KEYS, PERMS_KEYS, Target
-from sftpmirror.engine.chmod import DEFAULT_CHMOD, DEFAULT_RULES, ChmodRules, parse_chmod
-from sftpmirror.engine.guards import DeleteLimits
-from sftpmirror.engine.manifest import DEFAULT_NAME as DEFAULT_MANIFEST
-from sftpmirror.engine.mirror import DEFAULT_JOBS, DEFAULT_RECONNECTS, MirrorOptions
-from sftpmirror.engine.plan import DEFAULT_PROTECT, PAGE_SUFFIXES
-from sftpmirror.errors import UsageError
-from sftpmirror.transport.auth import (
-    DEFAULT_MAX_KEYS,
-    ConnectOptions,
-    Secret,
-    parse_auth_methods,
-    password_from_command,
-    password_from_env,
-    read_password_file,
+from sftpmirror.defaults import (
+    DEFAULT_CHMOD,
+    DEFAULT_JOBS,
+    DEFAULT_KEEP,
+    DEFAULT_MANIFEST,
+    DEFAULT_RECONNECTS,
+    DEFAULT_TIMEOUT,
+    PAGE_SUFFIXES,
 )
-from sftpmirror.url import parse_remote
+from sftpmirror.methods import DEFAULT_MAX_KEYS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -119,7 +109,7 @@ def mirror_options(func: F) -> F:
         click.option(
             "--keep",
             type=click.IntRange(0, 1000),
-            default=3,
+            default=DEFAULT_KEEP,
             show_default=True,
             metavar="N",
             help="Keep the files the last N deploys replaced or deleted, on the server, so "
@@ -278,7 +268,7 @@ def connection_options(func: F) -> F:
         click.option(
             "--timeout",
             type=click.FloatRange(1, 3600),
-            default=30.0,
+            default=DEFAULT_TIMEOUT,
             show_default=True,
             help="Seconds to wait for the connection and the login, and for any answer from a "
             "server while requests wait (a stalled server is dropped: exit 3).",
@@ -300,7 +290,7 @@ class ConnectionFlags:
     known_hosts: Path | None = None
     accept_new_host_key: bool = False
     ssh_config: Path | None = None
-    timeout: float = 30.0
+    timeout: float = DEFAULT_TIMEOUT
     port: int | None = None
 
 
@@ -323,7 +313,7 @@ class MirrorFlags(ConnectionFlags):
     delete_foreign: bool = False
     protect: tuple[str, ...] = ()
     no_protect: bool = False
-    keep: int = 3
+    keep: int = DEFAULT_KEEP
     refuse_older: bool = False
     release: str = "inplace"
     chmod: str | None = None
@@ -355,105 +345,3 @@ def flags_from(cls: type[FlagsT], params: Mapping[str, Any]) -> FlagsT:
             value = params[f.name]
             values[f.name] = tuple(value) if isinstance(value, list | tuple) else value
     return cls(**values)
-
-
-def apply_target(
-    ctx: click.Context, target: Target, flags: MirrorFlags, command: str = "push"
-) -> MirrorFlags:
-    """The flags with the target's values wherever the command line did not set the flag. A
-    target's ``delete`` is a push's: a pull deletes local files only when told so on the
-    command line."""
-
-    def given(param: str) -> bool:
-        return ctx.get_parameter_source(param) not in (ParameterSource.DEFAULT, None)
-
-    names = {f.name for f in fields(MirrorFlags)}
-    password_given = any(given(k) for k in PASSWORD_KEYS)
-    perms_given = any(given(k) for k in PERMS_KEYS)
-    changes: dict[str, Any] = {}
-    for param, value in target.values.items():
-        if (param in PASSWORD_KEYS and password_given) or (param in PERMS_KEYS and perms_given):
-            continue
-        if command == "pull" and param in ("delete", "delete_foreign"):
-            continue
-        if param == "excludes":
-            changes["excludes"] = (*value, *flags.excludes)
-        elif param == "manifest" and value is False:
-            if not given("manifest"):
-                changes["no_manifest"] = True
-        elif param in names and not given(param):
-            changes[param] = tuple(value) if isinstance(value, list) else value
-    return dataclasses.replace(flags, **changes)
-
-
-def password(flags: ConnectionFlags) -> Secret | None:
-    """From the one password flag given, else $SFTPMIRROR_PASSWORD, else $SSHPASS, else None
-    (the login then prompts, on a terminal)."""
-    chosen = [k for k in PASSWORD_KEYS if getattr(flags, k) is not None]
-    if len(chosen) > 1:
-        names = " and ".join("--" + k.replace("_", "-") for k in chosen)
-        raise UsageError(f"give one password source, not {names}")
-    if flags.password_file is not None:
-        return read_password_file(flags.password_file)
-    if flags.password_command is not None:
-        return password_from_command(flags.password_command)
-    return password_from_env(name=flags.password_env)
-
-
-def permission_rules(flags: MirrorFlags) -> ChmodRules | None:
-    """--chmod's rules, none for --perms (the source's bits), else the default ones."""
-    if flags.no_perms and (flags.chmod is not None or flags.perms):
-        raise UsageError("--no-perms sets no permissions: it cannot go with --chmod or --perms")
-    if flags.chmod is not None:
-        return parse_chmod(flags.chmod)
-    return None if flags.perms else DEFAULT_RULES
-
-
-def connect_options(flags: ConnectionFlags) -> ConnectOptions:
-    methods = flags.auth_methods
-    return ConnectOptions(
-        password=password(flags),
-        prompt_password=True,
-        identities=tuple(flags.identities),
-        auth=parse_auth_methods(methods) if methods is not None else None,
-        max_keys=flags.max_keys,
-        known_hosts=flags.known_hosts,
-        accept_new_host_key=flags.accept_new_host_key,
-        ssh_config=flags.ssh_config,
-        timeout=flags.timeout,
-    )
-
-
-def with_port(remote: str, flags: ConnectionFlags) -> str:
-    """The remote location, with ``--port`` when given (it wins over the URL's)."""
-    if flags.port is None:
-        return remote
-    return str(dataclasses.replace(parse_remote(remote), port=flags.port))
-
-
-def mirror_options_from(flags: MirrorFlags) -> MirrorOptions:
-    return MirrorOptions(
-        delete=flags.delete,
-        dry_run=flags.dry_run,
-        excludes=tuple(flags.excludes),
-        jobs=flags.jobs,
-        reconnects=flags.reconnects,
-        lock_wait=flags.lock_wait,
-        break_lock=flags.break_lock,
-        delete_foreign=flags.delete_foreign,
-        keep=flags.keep,
-        refuse_older=flags.refuse_older,
-        release=None if flags.release == "inplace" else flags.release,
-        protect=(() if flags.no_protect else DEFAULT_PROTECT) + tuple(flags.protect),
-        perms=not flags.no_perms,
-        chmod=permission_rules(flags),
-        manifest=None if flags.no_manifest else flags.manifest,
-        local_manifest=flags.local_manifest,
-        verify=flags.verify,
-        page_suffixes=tuple(x.strip().lower() for x in flags.pages_last.split(",") if x.strip()),
-        limits=DeleteLimits(
-            allow_empty_source=flags.allow_empty_source,
-            max_delete=flags.max_delete,
-            max_delete_percent=flags.max_delete_percent,
-        ),
-    )

@@ -1,4 +1,6 @@
-"""``sftpmirror sshd check`` and ``sftpmirror sshd snippet``: the server side, for its admin."""
+"""``sftpmirror sshd check`` and ``sftpmirror sshd snippet``: the server side, for its admin.
+
+The audit (``sshd.audit``, ``sshd.config``) is loaded when ``check`` runs, not for ``--help``."""
 
 from __future__ import annotations
 
@@ -8,9 +10,8 @@ from pathlib import Path
 
 import click
 
+from sftpmirror.defaults import MATCH_ADDR, MATCH_LADDR, SSHD_CONFIG, SSHD_PARSERS
 from sftpmirror.errors import ExitStatus, SftpMirrorError, UsageError
-from sftpmirror.sshd.audit import PARSERS, check, render, sftp_accounts
-from sftpmirror.sshd.config import DEFAULT_CONFIG, Connection, parse
 from sftpmirror.sshd.snippet import KEYS, PASSWORD, UPLOAD_DIR, snippet
 
 EPILOG_CHECK = """\b
@@ -43,7 +44,7 @@ def sshd() -> None:
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_CONFIG,
+    default=Path(SSHD_CONFIG),
     show_default=True,
     help="sshd_config to read.",
 )
@@ -57,18 +58,14 @@ def sshd() -> None:
 )
 @click.option(
     "--parser",
-    type=click.Choice(PARSERS),
+    type=click.Choice(SSHD_PARSERS),
     default="auto",
     show_default=True,
     help="sshd: 'sshd -T -C'; builtin: our own parser; auto: sshd -T when it can run.",
 )
-@click.option(
-    "--addr", default=Connection("").addr, show_default=True, help="Client address for Match."
-)
+@click.option("--addr", default=MATCH_ADDR, show_default=True, help="Client address for Match.")
 @click.option("--host", help="Client host name for Match (default: the address).")
-@click.option(
-    "--laddr", default=Connection("").laddr, show_default=True, help="Local address for Match."
-)
+@click.option("--laddr", default=MATCH_LADDR, show_default=True, help="Local address for Match.")
 @click.option("--lport", type=click.IntRange(1, 65535), default=22, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def check_cmd(
@@ -89,6 +86,9 @@ def check_cmd(
     and MaxAuthTries. Exits 0 when no problem is found, 1 otherwise, 2 on bad
     input.
     """
+    from sftpmirror.sshd.audit import check, render, sftp_accounts  # the audit, when it runs
+    from sftpmirror.sshd.config import Connection, parse
+
     where = Connection("", (), host or addr, addr, laddr, lport)
     try:
         names = list(users) or sftp_accounts(parse(config_path))

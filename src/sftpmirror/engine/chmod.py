@@ -11,10 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from sftpmirror.defaults import DEFAULT_CHMOD as DEFAULT_CHMOD
 from sftpmirror.engine.model import Kind, Listing
 from sftpmirror.errors import UsageError
-
-DEFAULT_CHMOD = "D755,F644"
 
 _WHO = {"u": 0o700, "g": 0o070, "o": 0o007}
 _WHAT = {"r": 0o444, "w": 0o222, "x": 0o111}

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sftpmirror.defaults import DEFAULT_KEEP as DEFAULT_KEEP
 from sftpmirror.engine.concurrency import run_pool
 from sftpmirror.engine.lock import CI_RUN_VARIABLES
 from sftpmirror.engine.manifest import Manifest, ManifestStore
@@ -53,7 +54,6 @@ BACKUPS = ".sftpmirror-backups"
 MAX_RECORDS = 200
 MAX_HISTORY_BYTES = 4 << 20
 MAX_INDEX_BYTES = 64 << 20  # a backup's index: the paths it keeps (a server may lie)
-DEFAULT_KEEP = 3
 _REMOVE_AT_ONCE = 16  # requests in flight while a backup is removed
 
 

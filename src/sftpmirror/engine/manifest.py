@@ -21,6 +21,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from sftpmirror.defaults import DEFAULT_MANIFEST
 from sftpmirror.engine.hashing import HASH_CHUNK
 from sftpmirror.engine.model import Entry, Kind, Listing, Op, Plan, Report
 from sftpmirror.engine.tree import NotFound, Tree, TreeError, read_chunks
@@ -29,7 +30,7 @@ from sftpmirror.errors import RemoteError
 FORMAT = "sftpmirror-manifest"
 VERSION = 2  # 2: a record's hash may be null (matched by size and mtime only)
 READS = (1, 2)
-DEFAULT_NAME = ".sftpmirror-manifest.json.gz"
+DEFAULT_NAME = DEFAULT_MANIFEST
 _NOT_A_FILE = {"dir": "a directory", "symlink": "a symbolic link", "other": "a FIFO or device"}
 # Bounds on reading a manifest (a record is about 100 bytes inflated, 40 compressed: these
 # hold some 600,000 files).

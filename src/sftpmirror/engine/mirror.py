@@ -16,23 +16,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sftpmirror.defaults import DEFAULT_JOBS as DEFAULT_JOBS
+from sftpmirror.defaults import DEFAULT_KEEP, DEFAULT_MANIFEST, DEFAULT_PROTECT, PAGE_SUFFIXES
+from sftpmirror.defaults import DEFAULT_RECONNECTS as DEFAULT_RECONNECTS
 from sftpmirror.engine import chmod, journal, manifest
 from sftpmirror.engine.chmod import DEFAULT_RULES, ChmodRules
 from sftpmirror.engine.concurrency import task_group
 from sftpmirror.engine.deploy import DeployState, merge, pick_stale, release_id, repair_swaps
 from sftpmirror.engine.guards import DeleteLimits, check_deletes
-from sftpmirror.engine.history import DEFAULT_KEEP, Backup, History, new_id, record
-from sftpmirror.engine.manifest import DEFAULT_NAME as DEFAULT_MANIFEST
+from sftpmirror.engine.history import Backup, History, new_id, record
 from sftpmirror.engine.manifest import Manifest, ManifestStore
 from sftpmirror.engine.model import Kind, Listing, Op, Plan, Report
-from sftpmirror.engine.plan import DEFAULT_PROTECT, PAGE_SUFFIXES, PlanOptions, plan
+from sftpmirror.engine.plan import PlanOptions, plan
 from sftpmirror.engine.reporter import Reporter
 from sftpmirror.engine.transfer import execute
 from sftpmirror.engine.tree import FULL, Capabilities, Excludes, Tree, new_tag
 from sftpmirror.errors import RemoteError, SafetyError, SftpMirrorError, UsageError
-
-DEFAULT_JOBS = 64
-DEFAULT_RECONNECTS = 3  # after a connection lost mid-run; waits 2, 4, 8 s: 14 s in all
 
 log = logging.getLogger("sftpmirror.mirror")
 

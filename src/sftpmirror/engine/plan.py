@@ -12,15 +12,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sftpmirror.defaults import DEFAULT_PROTECT as DEFAULT_PROTECT
+from sftpmirror.defaults import PAGE_SUFFIXES
 from sftpmirror.engine.model import Action, Entry, Kind, Listing, Op, Phase, Plan
 from sftpmirror.engine.tree import FULL, Capabilities, Excludes, shown
 
-PAGE_SUFFIXES = (".html", ".htm", ".xhtml", ".xml", ".rss", ".atom")
 ROOT = Entry("", Kind.DIR, mode=0o755)
-
-
-# Paths a host puts in a web root that a deploy must not remove unless told to (gitignore style).
-DEFAULT_PROTECT = (".well-known/", ".htaccess", ".user.ini", "cgi-bin/")
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,9 +141,6 @@ class AuditReport:
         }
 
 
-PARSERS = ("auto", "builtin", "sshd")
-
-
 def check(
     path: Path,
     user: str,

@@ -31,9 +31,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sftpmirror.defaults import MATCH_ADDR, MATCH_LADDR, SSHD_CONFIG
 from sftpmirror.errors import UsageError
 
-DEFAULT_CONFIG = Path("/etc/ssh/sshd_config")
+DEFAULT_CONFIG = Path(SSHD_CONFIG)
 SSH_DIR = Path("/etc/ssh")
 MAX_INCLUDE_DEPTH = 16
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd")
@@ -71,9 +72,9 @@ class Connection:
 
     user: str
     groups: tuple[str, ...] = ()
-    host: str = "198.51.100.1"
-    addr: str = "198.51.100.1"
-    laddr: str = "0.0.0.0"
+    host: str = MATCH_ADDR
+    addr: str = MATCH_ADDR
+    laddr: str = MATCH_LADDR
     lport: int = 22
 
     def spec(self) -> str:

@@ -18,6 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from sftpmirror.defaults import DEFAULT_TIMEOUT
 from sftpmirror.errors import UsageError
 from sftpmirror.methods import (
     DEFAULT_MAX_KEYS,
@@ -140,7 +141,7 @@ class ConnectOptions:
     known_hosts: Path | None = None
     accept_new_host_key: bool = False
     ssh_config: Path | None = None
-    timeout: float = 30.0
+    timeout: float = DEFAULT_TIMEOUT
 
 
 def method_order(
