@@ -179,3 +179,13 @@ def test_a_web_root_in_an_unwritable_directory_is_refused(openssh: Target, tmp_p
     assert result.exit_code == 5, result.output
     assert "cannot make a symbolic link beside site: permission denied" in result.output
     assert sorted(p.name for p in openssh.disk.parent.iterdir()) == before
+
+
+def test_release_is_a_push_option(openssh: Target, tmp_path: Path) -> None:
+    """A pull reads whatever the destination links to: --release is refused there (exit 2),
+    and a target's ``release`` key, like its ``delete``, is a push's only."""
+    result = run_cli("pull", "--release", "symlink", _url(openssh), str(tmp_path / "out"),
+                     target=openssh)  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "--release is a push's" in result.output
+    assert not (tmp_path / "out").exists()
