@@ -2,12 +2,19 @@
 
 Every tool gets the same endpoint (127.0.0.1, a port that is either sshd's or
 the latency proxy's, the chrooted account, a known_hosts file for that port)
-and the same local directory, and must make the remote ``public_html`` a copy
-of it.  Passwords travel in environment variables, never on a command line.
+and the same local directory.  A push must make the remote ``public_html`` a
+copy of the directory; a pull must make the directory a copy of ``public_html``.
+Passwords travel in environment variables, never on a command line.
+
+sftpmirror runs with ``PYTHONPATH`` set to this repository's ``src`` (ahead of
+any other entry), so the code measured is the code beside this harness even
+when the interpreter's environment has another checkout installed (a git
+worktree run with the main checkout's venv).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import os
@@ -22,17 +29,24 @@ from pathlib import Path
 
 __all__ = [
     "ALL_SCENARIOS",
-    "SITE_SCENARIOS",
+    "PULL_SCENARIOS",
+    "PUSH_SCENARIOS",
+    "SCALING_TOOLS",
     "TOOLS",
     "Command",
     "Endpoint",
     "Tool",
     "install_peers",
+    "sftpmirror_env",
+    "sftpmirror_module",
     "tool_version",
 ]
 
-SITE_SCENARIOS = frozenset({"initial", "nochange", "rebuild"})
-ALL_SCENARIOS = SITE_SCENARIOS | {"bigfile"}
+PUSH_SCENARIOS = frozenset({"initial", "nochange", "nochange-cold", "rebuild"})
+PULL_SCENARIOS = frozenset({"pull-initial", "pull-nochange"})
+ALL_SCENARIOS = PUSH_SCENARIOS | PULL_SCENARIOS | {"bigfile"}
+#: The tools of the scaling table (issue 19): sftpmirror and rclone with and without -T32.
+SCALING_TOOLS = ("sftpmirror", "rclone", "rclone-t32")
 
 _SAFE_PATH = re.compile(r"[A-Za-z0-9_./+-]+")
 _REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +72,10 @@ class Command:
     env: dict[str, str] = field(default_factory=dict)
     secret_env: frozenset[str] = frozenset()
 
+    def with_env(self, extra: Mapping[str, str]) -> Command:
+        """The same command with *extra* added to its environment."""
+        return Command(self.argv, self.env | dict(extra), self.secret_env)
+
     def display(self) -> str:
         """Shell-like rendering with secret values masked."""
         env = " ".join(
@@ -68,7 +86,9 @@ class Command:
 
 
 Builder = Callable[[Endpoint, Path, Path], Command]
-"""(endpoint, local source directory, per-tool scratch directory) -> command."""
+"""(endpoint, local directory, per-tool scratch directory) -> command.
+
+For a push the local directory is the source; for a pull it is the destination."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +99,10 @@ class Tool:
     build: Builder
     scenarios: frozenset[str]
     description: str
+    pull: Builder | None = None
+    pull_description: str = ""
+    #: keeps a local hash cache (``SFTPMIRROR_CACHE_DIR``) whose state the harness manages
+    hash_cache: bool = False
 
     def executable(self) -> str | None:
         return find_program(self.program)
@@ -113,19 +137,72 @@ def _require(program: str) -> str:
 # --------------------------------------------------------------------------
 
 
+def sftpmirror_env() -> dict[str, str]:
+    """``PYTHONPATH`` with this repository's ``src`` first (empty if there is no ``src``)."""
+    src = _REPO_ROOT / "src"
+    if not (src / "sftpmirror").is_dir():
+        return {}
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(src)]
+    return {"PYTHONPATH": os.pathsep.join([str(src), *rest])}
+
+
+def sftpmirror_python() -> str:
+    """The interpreter that runs the ``sftpmirror`` console script (its ``#!`` line)."""
+    script = find_program("sftpmirror")
+    if script is not None:
+        with contextlib.suppress(OSError), open(script, "rb") as f:
+            first = f.readline()
+            if first.startswith(b"#!"):
+                interpreter = first[2:].decode(errors="replace").strip().split()
+                if len(interpreter) == 1 and os.access(interpreter[0], os.X_OK):
+                    return interpreter[0]
+    return sys.executable
+
+
+def sftpmirror_module(env: Mapping[str, str]) -> str:
+    """Where ``import sftpmirror`` resolves for the console script's interpreter with *env*."""
+    out = subprocess.run(
+        [sftpmirror_python(), "-c", "import sftpmirror; print(sftpmirror.__file__)"],
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+    )
+    lines = out.stdout.strip().splitlines()
+    return lines[-1] if out.returncode == 0 and lines else f"(import failed: {out.stderr.strip()})"
+
+
+def _sftpmirror_url(endpoint: Endpoint) -> str:
+    return f"sftp://{endpoint.user}@{endpoint.host}:{endpoint.port}/{endpoint.remote_dir}"
+
+
 def _sftpmirror(endpoint: Endpoint, source: Path, scratch: Path) -> Command:
-    url = f"sftp://{endpoint.user}@{endpoint.host}:{endpoint.port}/{endpoint.remote_dir}"
     return Command(
         argv=[
             _require("sftpmirror"),
             "push",
             "--delete",
             str(source),
-            url,
+            _sftpmirror_url(endpoint),
             "--known-hosts",
             str(endpoint.known_hosts),
         ],
-        env={"SFTPMIRROR_PASSWORD": endpoint.password},
+        env={"SFTPMIRROR_PASSWORD": endpoint.password, **sftpmirror_env()},
+        secret_env=frozenset({"SFTPMIRROR_PASSWORD"}),
+    )
+
+
+def _sftpmirror_pull(endpoint: Endpoint, target: Path, scratch: Path) -> Command:
+    return Command(
+        argv=[
+            _require("sftpmirror"),
+            "pull",
+            _sftpmirror_url(endpoint),
+            str(target),
+            "--known-hosts",
+            str(endpoint.known_hosts),
+        ],
+        env={"SFTPMIRROR_PASSWORD": endpoint.password, **sftpmirror_env()},
         secret_env=frozenset({"SFTPMIRROR_PASSWORD"}),
     )
 
@@ -135,21 +212,25 @@ def _sftpmirror(endpoint: Endpoint, source: Path, scratch: Path) -> Command:
 # --------------------------------------------------------------------------
 
 
-def _lftp(parallel: int | None) -> Builder:
-    def build(endpoint: Endpoint, source: Path, scratch: Path) -> Command:
+def _lftp(parallel: int | None, *, pull: bool = False) -> Builder:
+    """lftp ``mirror -Rev`` (push: reverse, delete, verbose) or ``mirror -v`` (pull)."""
+
+    def build(endpoint: Endpoint, local: Path, scratch: Path) -> Command:
         ssh = (
             f"ssh -a -x -o UserKnownHostsFile={_safe(endpoint.known_hosts)} "
             "-o StrictHostKeyChecking=yes -o UpdateHostKeys=no "
             "-o PreferredAuthentications=password -o PubkeyAuthentication=no"
         )
-        mirror = "mirror -Rev" + (f" --parallel={parallel}" if parallel else "")
+        mirror = ("mirror -v" if pull else "mirror -Rev") + (
+            f" --parallel={parallel}" if parallel else ""
+        )
         script = "; ".join(
             [
                 "set cmd:fail-exit yes",
                 "set net:max-retries 2",
                 f"set sftp:connect-program '{ssh}'",
                 f"open --env-password -u {endpoint.user} -p {endpoint.port} sftp://{endpoint.host}",
-                f"lcd {_safe(source)}",
+                f"lcd {_safe(local)}",
                 f"cd {endpoint.remote_dir}",
                 mirror,
             ]
@@ -181,8 +262,11 @@ def _rclone_obscure(password: str) -> str:
     return out.stdout.strip()
 
 
-def _rclone(fast: bool) -> Builder:
-    def build(endpoint: Endpoint, source: Path, scratch: Path) -> Command:
+def _rclone(fast: bool, *, pull: bool = False) -> Builder:
+    """``rclone sync LOCAL bench:public_html`` (push) or ``rclone copy bench:public_html LOCAL``
+    (pull), the same remote settings both ways."""
+
+    def build(endpoint: Endpoint, local: Path, scratch: Path) -> Command:
         config = scratch / "rclone.conf"
         config.write_text("")  # fresh each run: rclone may persist what it detected
         prefix = "RCLONE_CONFIG_BENCH_"
@@ -201,7 +285,11 @@ def _rclone(fast: bool) -> Builder:
             f"{prefix}SHELL_TYPE": "none",
             f"{prefix}DISABLE_HASHCHECK": "true",
         }
-        argv = [_require("rclone"), "sync", str(source), f"bench:{endpoint.remote_dir}"]
+        remote = f"bench:{endpoint.remote_dir}"
+        if pull:
+            argv = [_require("rclone"), "copy", remote, str(local)]
+        else:
+            argv = [_require("rclone"), "sync", str(local), remote]
         if fast:
             argv += ["--transfers", "32", "--checkers", "32"]
         return Command(argv=argv, env=env, secret_env=frozenset({f"{prefix}PASS"}))
@@ -273,8 +361,20 @@ TOOLS: Mapping[str, Tool] = {
             _sftpmirror,
             ALL_SCENARIOS,
             "sftpmirror push --delete (defaults: --jobs 64, remote manifest)",
+            _sftpmirror_pull,
+            "sftpmirror pull (defaults: --jobs 64, no --delete)",
+            hash_cache=True,
         ),
-        Tool("lftp", "lftp", "lftp", _lftp(None), ALL_SCENARIOS, "lftp mirror -Rev"),
+        Tool(
+            "lftp",
+            "lftp",
+            "lftp",
+            _lftp(None),
+            ALL_SCENARIOS,
+            "lftp mirror -Rev",
+            _lftp(None, pull=True),
+            "lftp mirror -v",
+        ),
         Tool(
             "lftp-p8",
             "lftp -P8",
@@ -282,8 +382,19 @@ TOOLS: Mapping[str, Tool] = {
             _lftp(8),
             ALL_SCENARIOS,
             "lftp mirror -Rev --parallel=8",
+            _lftp(8, pull=True),
+            "lftp mirror -v --parallel=8",
         ),
-        Tool("rclone", "rclone", "rclone", _rclone(False), ALL_SCENARIOS, "rclone sync"),
+        Tool(
+            "rclone",
+            "rclone",
+            "rclone",
+            _rclone(False),
+            ALL_SCENARIOS,
+            "rclone sync",
+            _rclone(False, pull=True),
+            "rclone copy",
+        ),
         Tool(
             "rclone-t32",
             "rclone -T32",
@@ -291,6 +402,8 @@ TOOLS: Mapping[str, Tool] = {
             _rclone(True),
             ALL_SCENARIOS,
             "rclone sync --transfers 32 --checkers 32",
+            _rclone(True, pull=True),
+            "rclone copy --transfers 32 --checkers 32",
         ),
         Tool(
             "sftp",
