@@ -266,7 +266,7 @@ async def _login_directory(report: DoctorReport, session: Session) -> None:
         home = f"(the server cannot say: {e})"
     try:
         names = await session.listdir("/", _no_spawn)
-        top = sorted(n if isinstance(n, str) else repr(n) for n, _ in names)
+        top = sorted(n if isinstance(n, str) else repr(n) for n, *_ in names)
     except TreeError:
         top = []
     system = {"etc", "usr", "bin", "proc", "var"}

@@ -684,6 +684,31 @@ def test_after_run_whole_site() -> None:
     }
 
 
+@pytest.mark.parametrize("case", AFTER_RUN)
+def test_after_run_reuses_the_records_that_say_the_same(case: AfterRun) -> None:
+    """Given the manifest on the server, the result is the same manifest, its unchanged records
+    the very objects it had (no new object per unchanged file; the comparison that decides
+    whether to write it back is then cheap), and every other record a new one."""
+    src, dst = listing(*case.src), listing(*case.dst)
+    dst.hashes_known = case.hashes_known
+    the_plan = plan(src, dst)
+    report = Report(
+        copied=dict(case.copied),
+        failures=[Failure(p, Op.COPY, "refused") for p in case.failed],
+    )
+    fresh = after_run(src, dst, the_plan, report).files
+    before = Manifest({p: Record(r.size, r.mtime, r.sha256) for p, r in fresh.items()})
+    before.files["elsewhere.txt"] = Record(1, 1, None)  # a record the run does not keep
+    for path, record in list(before.files.items())[:1]:  # and one that says something else
+        before.files[path] = Record(record.size + 1, record.mtime, record.sha256)
+    got = after_run(src, dst, the_plan, report, before).files
+    assert got == fresh == case.expected
+    for path, record in got.items():
+        if path in report.copied:
+            continue
+        assert (record is before.files[path]) == (record == before.files[path])
+
+
 # --- ManifestStore -----------------------------------------------------------------------------
 
 

@@ -114,8 +114,12 @@ DEFAULT_RULES = parse_chmod(DEFAULT_CHMOD)
 
 def apply_to(listing: Listing, rules: ChmodRules) -> None:
     """Give every file and directory of a source listing the mode the rules make of it."""
+    made: dict[int, int] = {}  # (a site has few modes: each worked out once)
     for path, entry in listing.entries.items():
         if entry.kind is Kind.DIR or entry.kind is Kind.FILE:
-            mode = rules.apply(entry.mode, is_dir=entry.kind is Kind.DIR)
+            is_dir = entry.kind is Kind.DIR
+            key = entry.mode << 1 | is_dir
+            if (mode := made.get(key)) is None:
+                mode = made[key] = rules.apply(entry.mode, is_dir=is_dir)
             if mode != entry.mode:
                 listing.entries[path] = replace(entry, mode=mode)

@@ -17,7 +17,14 @@ from sftpmirror.engine import journal, lock
 from sftpmirror.engine.history import BACKUPS, HISTORY
 from sftpmirror.engine.manifest import Manifest
 from sftpmirror.engine.model import Kind, Listing
-from sftpmirror.engine.tree import Tree, TreeError, backup_name, is_temp, is_temp_of
+from sftpmirror.engine.tree import (
+    TEMP_PREFIX,
+    Tree,
+    TreeError,
+    backup_name,
+    is_temp,
+    is_temp_of,
+)
 
 # --release symlink (engine/release.py): the web root a link to ``<name>.releases/<id>``.
 SUFFIX = ".releases"
@@ -89,7 +96,7 @@ def pick_stale(src: Listing, dst: Listing, tags: set[str] | None) -> None:
     Without (a pull's local destination): files named like a temporary that the source does
     not have. Never a directory."""
     for path, entry in list(dst.entries.items()):
-        if entry.kind is not Kind.FILE:
+        if TEMP_PREFIX not in path or entry.kind is not Kind.FILE:  # (a cheap first test)
             continue
         name = posixpath.basename(path)
         ours = is_temp_of(name, tags) if tags is not None else (

@@ -11,7 +11,6 @@ over the old one, and only after the uploads.
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import json
 import posixpath
@@ -19,6 +18,7 @@ import re
 import time
 import zlib
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any
 
 from sftpmirror.defaults import DEFAULT_MANIFEST
@@ -85,18 +85,19 @@ class Manifest:
         raw = doc.get("files")
         if not isinstance(raw, dict):
             raise ValueError("manifest has no file table")
+        fullmatch = _SHA256.fullmatch
         for path, value in raw.items():
+            if not (isinstance(path, str) and isinstance(value, list) and len(value) == 3):
+                raise ValueError(f"bad manifest entry for {path!r}")
+            size, mtime, sha256 = value
             if not (
-                isinstance(path, str)
-                and isinstance(value, list)
-                and len(value) == 3
-                and all(type(v) is int for v in value[:2])
-                and (
-                    value[2] is None or (isinstance(value[2], str) and _SHA256.fullmatch(value[2]))
-                )
+                type(size) is int
+                and type(mtime) is int
+                and (sha256 is None or (isinstance(sha256, str) and fullmatch(sha256)))
             ):
                 raise ValueError(f"bad manifest entry for {path!r}")
-            files[path] = Record(value[0], value[1], value[2])
+            # (the path interned: the listings' paths are, so one string serves all three)
+            files[intern(path)] = Record(size, mtime, sha256)
         return cls(files)
 
 
@@ -109,15 +110,16 @@ def apply(listing: Listing, manifest: Manifest) -> int:
     without one, mark it known by size and mtime only); mark the listing's hashes authoritative.
     Returns how many files drifted from their record."""
     drifted = 0
-    for path, entry in list(listing.entries.items()):
-        record = manifest.files.get(path)
-        if entry.kind is not Kind.FILE or record is None:
+    entries, records, file = listing.entries, manifest.files, Kind.FILE
+    for path, entry in list(entries.items()):
+        record = records.get(path)
+        if record is None or entry.kind is not file:
             continue
         if record.size == entry.size and record.mtime == entry.mtime:
             if record.sha256 is None:
                 listing.unverified.add(path)
             else:
-                listing.entries[path] = dataclasses.replace(entry, sha256=record.sha256)
+                entries[path] = entry.with_sha256(record.sha256)
         else:
             drifted += 1
     listing.hashes_known = True
@@ -141,38 +143,51 @@ def without(manifest: Manifest, paths: set[str]) -> Manifest:
     return Manifest({p: r for p, r in manifest.files.items() if p not in paths})
 
 
-def after_run(src: Listing, dst: Listing, plan: Plan, report: Report) -> Manifest:
+def after_run(
+    src: Listing, dst: Listing, plan: Plan, report: Report, before: Manifest | None = None
+) -> Manifest:
     """What the destination holds after a run, as far as it is known for sure.
 
     Copied files are recorded with the hash of the bytes sent; files left alone keep the
     destination's size and mtime with the hash known for them (recorded before, or hashed on
     the server by ``--verify``). One that matched the source by size and mtime alone gets a
     record without a hash: a record vouches only for bytes this run or an earlier one wrote or
-    hashed, never for the source's (F4). Files whose action failed are left out.
+    hashed, never for the source's (F4). Files whose action failed are left out. ``before``:
+    the manifest the server holds; its records are reused where they say the same (no new
+    object per unchanged file, and comparing the two manifests is then cheap).
     """
     failed = {f.path for f in report.failures}
     attrs = {a.path for a in plan.actions() if a.op is Op.ATTRS}
+    copied, entries, file = report.copied, dst.entries, Kind.FILE
+    old = before.files if before is not None else {}
+
+    def record(path: str, size: int, mtime: int, sha256: str | None) -> Record:
+        known = old.get(path)
+        if known is None or (known.size, known.mtime, known.sha256) != (size, mtime, sha256):
+            return Record(size, mtime, sha256)
+        return known
+
     files: dict[str, Record] = {}
     for path, s in src.entries.items():
-        if s.kind is not Kind.FILE or path in failed:
+        if s.kind is not file or path in failed:
             continue
-        if path in report.copied:
-            size, sent, mtime = report.copied[path]
+        if path in copied:
+            size, sent, mtime = copied[path]
             files[path] = Record(size, mtime, sent)
             continue
-        d = dst.entries.get(path)
-        if d is None or d.kind is not Kind.FILE:
+        d = entries.get(path)
+        if d is None or d.kind is not file:
             continue
-        files[path] = Record(d.size, s.mtime if path in attrs else d.mtime, d.sha256)
+        files[path] = record(path, d.size, s.mtime if path in attrs else d.mtime, d.sha256)
     # Files we deployed that the source dropped, and this run did not delete (no --delete, or
     # held back): still ours, so a later --delete removes them.
     gone = {a.path for a in plan.actions() if a.op in (Op.DELETE, Op.CLEAR)} - failed
     for path in dst.owned or ():
-        d = dst.entries.get(path)
         if path in files or path in gone or path in src.entries:
             continue
-        if d is not None and d.kind is Kind.FILE:
-            files[path] = Record(d.size, d.mtime, d.sha256)
+        d = entries.get(path)
+        if d is not None and d.kind is file:
+            files[path] = record(path, d.size, d.mtime, d.sha256)
     return Manifest(files)
 
 

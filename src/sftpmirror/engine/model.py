@@ -33,6 +33,11 @@ class Entry:
     def depth(self) -> int:
         return self.path.count("/") + 1 if self.path else 0
 
+    def with_sha256(self, sha256: str | None) -> Entry:
+        """This entry with its content hash: ``dataclasses.replace(entry, sha256=…)`` at a third
+        of its cost (a no-change run makes one per file on each side)."""
+        return Entry(self.path, self.kind, self.size, self.mtime, self.mode, sha256)
+
     @property
     def parent(self) -> str:
         return posixpath.dirname(self.path)

@@ -81,9 +81,23 @@ def plan(src: Listing, dst: Listing, options: PlanOptions = PlanOptions()) -> Pl
     if not dst.root_exists:
         mkdir.append(Action(Op.MKDIR, ROOT, "destination directory does not exist"))
 
+    # A file whose content and permission bits are known to be the same is passed over first,
+    # in one test: in a run that changes little, that is nearly every file.
+    file, perms = Kind.FILE, options.perms
+    any_mode = options.caps.chmod or options.caps.create_mode  # (then every mode is creatable)
     for path in sorted(src.entries):
         s = src.entries[path]
         d = dst.entries.get(path)
+        if (
+            d is not None
+            and s.kind is file
+            and d.kind is file
+            and s.sha256
+            and s.sha256 == d.sha256
+            and s.size == d.size
+            and (not perms or (any_mode and not (s.mode ^ d.mode) & 0o777))
+        ):
+            continue
         if s.kind is Kind.SYMLINK:
             warnings.append(f"{path}: symbolic link on the source side, not copied")
             kept_links.add(path)
@@ -139,9 +153,11 @@ def plan(src: Listing, dst: Listing, options: PlanOptions = PlanOptions()) -> Pl
     if options.delete:
         protected = Excludes(options.protect) if options.protect else None
         owned = dst.owned if not options.delete_foreign else None
-        for path in sorted(dst.entries):
+        # Only what the source lacks can go (and only that is sorted).
+        in_order = sorted(p for p in dst.entries if p not in src.entries and p not in cleared)
+        for path in in_order:
             d = dst.entries[path]
-            if path in src.entries or path in cleared or _within(path, kept_links):
+            if _within(path, kept_links):
                 continue
             if d.kind is Kind.DIR:
                 continue
@@ -152,9 +168,9 @@ def plan(src: Listing, dst: Listing, options: PlanOptions = PlanOptions()) -> Pl
             else:
                 delete.append(Action(Op.DELETE, d, "not in source"))
         staying = set(kept)
-        for path in sorted(dst.entries):
+        for path in in_order:
             d = dst.entries[path]
-            if d.kind is not Kind.DIR or path in src.entries or path in cleared:
+            if d.kind is not Kind.DIR:
                 continue
             if _within(path, kept_links) or _holds_excluded(dst, path) or _holds(staying, path):
                 continue
@@ -181,6 +197,8 @@ def plan(src: Listing, dst: Listing, options: PlanOptions = PlanOptions()) -> Pl
 
 def _case_collisions(listing: Listing) -> list[str]:
     """Paths that differ only in case: one server filesystem (case-insensitive) holds one."""
+    if len({path.casefold() for path in listing.entries}) == len(listing.entries):
+        return []  # (every path folds to a path of its own: none to look for)
     seen: dict[str, str] = {}
     found = []
     for path in sorted(listing.entries):

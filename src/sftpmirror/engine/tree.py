@@ -85,6 +85,8 @@ def name_problem(name: str) -> str | None:
     """Why a name cannot be deployed (the same rule for every tree), None when it can: one that
     is not UTF-8 (SFTP names are UTF-8), or holds a control character (a newline, say: it
     breaks every line-oriented log and listing, and the remote scan refuses it)."""
+    if name.isascii() and name.isprintable():  # (most names: in ASCII, the same test)
+        return None
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
@@ -296,8 +298,13 @@ class Names:
 
     def child(self, parent: str, name: str) -> str:
         """The NFC path of ``name`` in ``parent`` (an NFC path); records the real one."""
-        key = unicodedata.normalize("NFC", name)
-        path = f"{parent}/{key}" if parent else key
+        if name.isascii():  # NFC already: normalised only when it may not be
+            path = f"{parent}/{name}" if parent else name
+            if not self._real:  # (then the parent's real name is the parent)
+                return path
+        else:
+            key = unicodedata.normalize("NFC", name)
+            path = f"{parent}/{key}" if parent else key
         real = f"{self.real(parent)}/{name}" if parent else name
         if real != path:
             self._real[path] = real
@@ -305,6 +312,8 @@ class Names:
 
     def real(self, path: str) -> str:
         """The name on disk (a loop, not recursion: a tree may be deeper than Python's stack)."""
+        if not self._real:  # every name so far is its NFC form
+            return path
         if not path or path in self._real:
             return self._real.get(path, path)
         tail: list[str] = []

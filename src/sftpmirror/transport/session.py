@@ -22,6 +22,7 @@ from sftpmirror.engine.tree import NotFound, TreeError, Unsupported
 from sftpmirror.errors import ConnectionLost, RemoteError
 from sftpmirror.transport import _fastpath as fastpath
 from sftpmirror.transport._fastpath.bulk_writes import BulkWriter
+from sftpmirror.transport._fastpath.pipeline import Listed as Listed
 from sftpmirror.transport._fastpath.pipeline import WriteAhead, compact, list_directory
 from sftpmirror.transport._fastpath.watchdog import Watchdog
 from sftpmirror.transport.errors import describe, mapped, reraise, to_tree_error
@@ -275,25 +276,18 @@ class Session:
         with self._mapped():
             return _attrs(await self._sftp.lstat(path))
 
-    async def listdir(self, path: str, spawn: Spawn) -> list[tuple[str | bytes, Attrs]]:
-        """Every name in a directory but ``.`` and ``..``, as the server sent it (bytes where
-        it is not UTF-8), with its attributes."""
+    async def listdir(self, path: str, spawn: Spawn) -> list[Listed]:
+        """Every name in a directory but ``.`` and ``..``: (name as the server sent it, str
+        where it is UTF-8 and bytes where not, mode with its file type bits, size, mtime)."""
         with self._mapped():
             if self._pipelined:
-                names = await list_directory(self._sftp, path, spawn)
-            else:  # a bytes path: asyncssh gives the names undecoded too
-                names = [compact(name) async for name in self._sftp.scandir(path.encode())]
-        found: list[tuple[str | bytes, Attrs]] = []
-        for raw, mode, size, mtime in names:
-            if raw in (b".", b".."):
-                continue
-            try:
-                filename: str | bytes = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                filename = raw
-            found.append((filename, Attrs(mode, size, mtime)))
-        names.clear()
-        return found
+                return await list_directory(self._sftp, path, spawn)
+            # A bytes path: asyncssh gives the names undecoded too.
+            return [
+                compact(name)
+                async for name in self._sftp.scandir(path.encode())
+                if name.filename not in (b".", b"..")
+            ]
 
     async def makedirs(self, path: str) -> None:
         with self._mapped():

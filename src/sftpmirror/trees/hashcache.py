@@ -54,6 +54,7 @@ from collections.abc import Collection
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from sys import intern
 
 from sftpmirror.engine.hashing import sha256_stream
 
@@ -174,7 +175,8 @@ def default_dir() -> Path | None:
 
 class HashCache:
     """The cached hashes of one local directory's files, by path relative to it. Loaded once
-    (``load``, on first need), written back by ``save`` when something was added."""
+    (``load``: by the local scan, which checks each file's stat against it as it goes), written
+    back by ``save`` when something was added."""
 
     def __init__(self, directory: Path, root: str) -> None:
         self.root = os.fsencode(os.path.realpath(root))
@@ -217,6 +219,16 @@ class HashCache:
         if record is None or record[: KEY.size] != key_of(st):
             return None
         return record[KEY.size :].hex()
+
+    def holds(self, path: str, st: os.stat_result) -> bool:
+        """Is ``path`` cached with this stat? (``lookup`` without making the hash's text.)"""
+        record = self._entries.get(path)
+        return record is not None and record[: KEY.size] == key_of(st)
+
+    def digest(self, path: str) -> str | None:
+        """The hash cached for ``path``, whatever its stat (for a file ``holds`` vouched for)."""
+        record = self._entries.get(path)
+        return None if record is None else record[KEY.size :].hex()
 
     def store(self, path: str, key: bytes, digest: str) -> None:
         with self._lock:
@@ -279,7 +291,8 @@ def _parse(data: bytes | bytearray, root: bytes) -> dict[str, bytes] | None:
     if body[start:records] != root or blob + paths_len != len(body):
         return None
     try:
-        paths = str(body[blob:], "utf-8", "surrogatepass").split("\0") if count else []
+        text = str(body[blob:], "utf-8", "surrogatepass") if count else ""
+        paths = [intern(path) for path in text.split("\0")] if count else []
     except UnicodeDecodeError:
         return None
     if len(paths) != count or (count == 0 and paths_len):

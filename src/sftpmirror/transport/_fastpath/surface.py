@@ -29,7 +29,8 @@ SWITCH = "SFTPMIRROR_NO_FASTPATH"
 
 #: What each feature does for us, for ``--debug`` and the README.
 FEATURES = {
-    "pipeline": "directory listings in two round trips; small writes answered later",
+    "pipeline": "directory listings in two round trips, their names decoded straight into "
+    "tuples; small writes answered later",
     "batching": "one send() per turn of the event loop",
     "lean": "no ignore packets with per-packet-nonce ciphers; no unread log lines",
     "bulk": "large writes framed around views of the chunk; AES-GCM sealed in one pass",
@@ -49,10 +50,23 @@ class Private:
 
 SURFACE = (
     # pipeline: SFTPClient._handler, the handler's request methods, SFTPClientFile._handle,
-    # ._handler and .write_len (set in the __init__s named here).
+    # ._handler and .write_len (set in the __init__s named here). A READDIR is sent as
+    # readdir/_make_request send it (_send_request, the handler's _loop and _version), its
+    # answer taken as _process_packet hands it over; a v3 name list is decoded as
+    # SFTPName.decode and SFTPAttrs.decode do, from get_remaining_payload; others, and errors,
+    # by _process_name and _process_status.
     Private("pipeline", "asyncssh.sftp:SFTPClient.__init__", "52af55f917c173b5"),
+    Private("pipeline", "asyncssh.sftp:SFTPClientHandler.__init__", "0b9be11180467223"),
     Private("pipeline", "asyncssh.sftp:SFTPClientHandler.opendir", "65b66b84cbbc0aad"),
     Private("pipeline", "asyncssh.sftp:SFTPClientHandler.readdir", "0592a11e10fe3073"),
+    Private("pipeline", "asyncssh.sftp:SFTPClientHandler._make_request", "89d230f05bd86d76"),
+    Private("pipeline", "asyncssh.sftp:SFTPClientHandler._send_request", "382bd9c702819eeb"),
+    Private("pipeline", "asyncssh.sftp:SFTPClientHandler._process_packet", "5c121c9917d55583"),
+    Private("pipeline", "asyncssh.sftp:SFTPClientHandler._process_status", "e682a5aaa954eaa4"),
+    Private("pipeline", "asyncssh.sftp:SFTPClientHandler._process_name", "cdc0bfae3a4967a0"),
+    Private("pipeline", "asyncssh.sftp:SFTPName.decode", "64c2c4007e75effa"),
+    Private("pipeline", "asyncssh.sftp:SFTPAttrs.decode", "876251f6bf71e1a4"),
+    Private("pipeline", "asyncssh.packet:SSHPacket.get_remaining_payload", "dd8a128b48dc3775"),
     Private("pipeline", "asyncssh.sftp:SFTPClientHandler.close", "73c96883b13a7673"),
     Private("pipeline", "asyncssh.sftp:SFTPClientHandler.write", "21803ccf8973dd07"),
     Private("pipeline", "asyncssh.sftp:SFTPClientFile.__init__", "372a3642ce73fa9e"),
