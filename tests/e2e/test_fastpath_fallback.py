@@ -39,6 +39,7 @@ def test_switched_off_push_and_pull_give_identical_trees(
     monkeypatch.setenv(surface.SWITCH, "1")
     monkeypatch.setattr(session, "list_directory", _never)
     monkeypatch.setattr(session, "WriteAhead", _never)
+    monkeypatch.setattr(session, "ReadAhead", _never)
     _push_pull_nochange(openssh, tmp_path)
 
 

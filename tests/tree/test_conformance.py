@@ -489,7 +489,8 @@ def test_open_write_cancelled_discards(tree_env: TreeEnv) -> None:
 
         async def upload(tree: Tree) -> None:
             async with tree.open_write(file_entry("page.html"), perms=True) as writer:
-                await writer.write(b"half of it", 0)
+                await writer.write(b"half ", 0)
+                await writer.write(b"of it", 5)  # (a local tree makes the file at its second)
                 started.set()
                 await asyncio.Event().wait()  # a stalled source
 

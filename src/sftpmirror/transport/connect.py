@@ -43,6 +43,11 @@ from sftpmirror.url import RemoteSpec
 
 KEEPALIVE_INTERVAL = 15
 KEEPALIVE_COUNT_MAX = 4
+# The SSH channel's receive window: what the server may send before we have read it (asyncssh's
+# default is 2 MiB). A download gets at most this much per round trip: copying a 40 MiB file at
+# 20 ms took 1.05-1.26 s with 2 MiB, 0.38-0.56 s with 8 MiB, no less with 16 MiB (two runs
+# each). The server sends only what was asked for (``session.READ_AHEAD`` ahead per file).
+WINDOW = 8 << 20
 # AES-GCM first: with AES instructions it is several times cheaper than ChaCha20-Poly1305 per
 # byte and per packet (asyncssh's default order), and the client's order decides (RFC 4253).
 CIPHERS = (
@@ -225,6 +230,7 @@ async def connect(
             keepalive_interval=KEEPALIVE_INTERVAL,
             keepalive_count_max=KEEPALIVE_COUNT_MAX,
             encryption_algs=list(CIPHERS),
+            window=WINDOW,
             server_host_key_algs=host_key_algs,
         )
     except asyncssh.HostKeyNotVerifiable as e:

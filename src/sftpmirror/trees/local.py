@@ -14,12 +14,13 @@ import logging
 import os
 import stat
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from stat import S_IMODE, S_ISREG
 from sys import intern
+from typing import TypeVar
 
 from sftpmirror.engine.model import Entry, Kind, Listing, Refused
 from sftpmirror.engine.tree import (
@@ -45,6 +46,7 @@ from sftpmirror.trees import hashcache
 from sftpmirror.trees.hashcache import HashCache, Hashed, Tap
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HASH_THREADS = min(8, (os.cpu_count() or 1) * 2)
 POOL_FROM = 1 << 20  # files this large are hashed in the pool, smaller ones in one thread
@@ -103,6 +105,84 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> int:
         written = os.pwrite(fd, view, offset)
         view, offset = view[written:], offset + written
     return len(data)
+
+
+async def _to_the_end(call: Callable[..., T], *args: object) -> T:
+    """``asyncio.to_thread``, except that a cancellation waits for the call to end: it works
+    on a file descriptor the canceller closes next (closed under it, the number could be
+    another file's by then)."""
+    job = asyncio.ensure_future(asyncio.to_thread(call, *args))
+    try:
+        return await asyncio.shield(job)
+    except asyncio.CancelledError:
+        await asyncio.wait([job])
+        if not job.cancelled():
+            job.exception()  # retrieved: the cancellation is what is raised
+        raise
+
+
+class _NewFile:
+    """A file being made at a temporary name (``open_write``), in as few thread calls as it
+    can: the first write is held until a second comes or the file is done, so a file written
+    in one piece (most files of a site, in a pull) is created, written, given its mode and
+    mtime, closed and renamed into place in one call (``finish``) where it took four. A file
+    of more pieces is created at its second write; each piece is written in a call of its
+    own."""
+
+    mtime: int | None = None  # the one asked is the one set
+
+    def __init__(self, tmp: str, mode: int) -> None:
+        self.tmp = tmp
+        self._mode = mode
+        self._fd: int | None = None
+        self.created = False  # the temporary is ours to remove
+        self._held: tuple[bytes, int] | None = None
+        self._writing = False  # a write came after the held one: the file is open from now
+        self._opening = asyncio.Lock()
+
+    async def write(self, data: bytes, offset: int) -> int:
+        if not self._writing and self._held is None:
+            self._held = (data, offset)
+            return len(data)
+        self._writing = True
+        with _mapped():
+            async with self._opening:
+                if self._fd is None:
+                    await _to_the_end(self._create)
+            assert self._fd is not None
+            return await _to_the_end(_pwrite_all, self._fd, data, offset)
+
+    def _create(self) -> int:
+        """Open the temporary (exclusively: never someone else's) and write what was held."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        if self._fd is None:
+            self._fd = os.open(self.tmp, flags, self._mode)
+            self.created = True
+        if self._held is not None:
+            _pwrite_all(self._fd, *self._held)
+            self._held = None
+        return self._fd
+
+    def finish(self, mode: int | None, mtime: int, final: str, aside: str | None) -> None:
+        """In a thread: the file complete, given its mode and mtime, closed and in place."""
+        fd = self._create()
+        if mode is not None:
+            os.fchmod(fd, mode)
+        os.utime(fd, (mtime, mtime))
+        self._fd = None
+        os.close(fd)
+        _replace(self.tmp, final, aside)
+        self.created = False
+
+    def discard(self) -> None:
+        """The file abandoned: closed, and the temporary removed if it is ours."""
+        self._held = None
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+        if self.created:
+            with suppress(OSError):
+                os.unlink(self.tmp)
 
 
 class LocalTree:
@@ -364,8 +444,7 @@ class LocalTree:
         if not perms:  # this machine's umask decides
             await asyncio.to_thread(os.mkdir, path, 0o777)
             return
-        await asyncio.to_thread(os.mkdir, path, 0o700)
-        await asyncio.to_thread(os.chmod, path, entry.mode & 0o777)
+        await asyncio.to_thread(_mkdir_private, path, entry.mode & 0o777)
 
     async def set_attrs(self, entry: Entry, *, perms: bool) -> None:
         path = self._full(entry.path)
@@ -464,30 +543,22 @@ class LocalTree:
         tree links; it is honoured all the same)."""
         final = self._full(entry.path)
         directory, name = os.path.split(final)
-        tmp = os.path.join(directory, temp_name(name, tag))
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-        with _mapped():
-            fd = await asyncio.to_thread(os.open, tmp, flags, 0o600 if perms else 0o666)
+        new = _NewFile(os.path.join(directory, temp_name(name, tag)), 0o600 if perms else 0o666)
         try:
-            yield _Writer(fd)
+            yield new
+            keep = self._full(aside) if aside is not None else None
+            mode = entry.mode & 0o777 if perms else None
             with _mapped():
-                if perms:
-                    os.fchmod(fd, entry.mode & 0o777)
-                os.utime(fd, (entry.mtime, entry.mtime))
+                await _to_the_end(new.finish, mode, entry.mtime, final, keep)
         except BaseException:
-            os.close(fd)
-            with suppress(OSError):
-                os.unlink(tmp)
+            new.discard()
             raise
-        os.close(fd)
-        try:
-            with _mapped():
-                keep = self._full(aside) if aside is not None else None
-                await asyncio.to_thread(_replace, tmp, final, keep)
-        except BaseException:
-            with suppress(OSError):
-                os.unlink(tmp)
-            raise
+
+
+def _mkdir_private(path: str, mode: int) -> None:
+    """A directory made private, then given ``mode`` (which the umask does not touch)."""
+    os.mkdir(path, 0o700)
+    os.chmod(path, mode)
 
 
 def _replace(source: str, final: str, aside: str | None) -> None:

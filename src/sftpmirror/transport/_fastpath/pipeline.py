@@ -2,19 +2,24 @@
 
 asyncssh's ``SFTPClient`` waits for each answer before it sends the next request of the same
 operation: a directory listing costs four round trips (open, read, read to learn it has
-ended, close) and a small file's write one of its own. Servers answer the requests on one
-handle in the order they were sent, so both can be pipelined: this module talks to asyncssh's
+ended, close), a small file's write one of its own, and a small file's download five (open,
+reads, reads again to learn it has ended, close). Servers answer the requests on one handle in
+the order they were sent, so all three can be pipelined: this module talks to asyncssh's
 request layer (``SFTPClient._handler``, ``SFTPClientFile._handle``: private, named in
 ``surface.py`` as the feature ``pipeline``) to do that. When that feature is off, the session
-uses ``scandir`` and ``SFTPClientFile.write`` instead (``transport/session.py``).
+uses ``scandir``, ``SFTPClientFile.write`` and ``SFTPClientFile.read`` instead
+(``transport/session.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
-from collections.abc import Callable, Coroutine
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
+from typing import Any
 
 import asyncssh
 from asyncssh.constants import (
@@ -25,7 +30,10 @@ from asyncssh.constants import (
     FILEXFER_ATTR_PERMISSIONS,
     FILEXFER_ATTR_SIZE,
     FILEXFER_ATTR_UIDGID,
+    FXP_CLOSE,
+    FXP_DATA,
     FXP_NAME,
+    FXP_READ,
     FXP_READDIR,
     FXP_STATUS,
 )
@@ -35,6 +43,10 @@ from asyncssh.sftp import SFTPBadMessage, SFTPClientHandler
 from sftpmirror.transport._fastpath.bulk_writes import BulkWriter
 
 Spawn = Callable[[Coroutine[None, None, None]], object]
+
+_UINT32 = struct.Struct(">I").pack
+_REQUEST_HEAD = struct.Struct(">BI").pack  # packet type, request id
+_READ_RANGE = struct.Struct(">QI").pack  # a READ's offset and length, after its handle
 
 
 Listed = tuple[str | bytes, int, int, int]
@@ -228,3 +240,202 @@ class WriteAhead:
             await asyncio.wait([pending])
             if not pending.cancelled():
                 pending.exception()  # retrieved: the error being raised is this or a later one
+
+
+Answer = asyncio.Future[tuple[int, Any]]  # an answer's type and packet, not yet read
+Request = tuple[int, bytes]  # the packet type, and what follows the request id
+
+
+def _send_requests(handler: Any, requests: list[Request]) -> list[Answer]:
+    """Send ``requests`` as asyncssh's ``_send_request`` and ``send_packet`` would, one after
+    the other, but in one write to the channel (one SSH packet where they fit, where asyncssh
+    sends one each: a padding from os.urandom and a seal each), each with a future for its
+    answer and no task to send it or wait for it."""
+    writer = handler._writer
+    if writer is None or writer.channel.is_closing():  # asyncssh would leave them unanswered
+        raise asyncssh.SFTPConnectionLost("Connection closed")
+    loop = asyncio.get_running_loop()
+    answers: list[Answer] = []
+    packets: list[bytes] = []
+    for pkttype, args in requests:
+        pktid = handler._next_pktid
+        handler._next_pktid = (pktid + 1) & 0xFFFFFFFF
+        answer: Answer = loop.create_future()
+        handler._requests[pktid] = answer
+        answers.append(answer)
+        payload = _REQUEST_HEAD(pkttype, pktid) + args
+        packets.append(_UINT32(len(payload)) + payload)
+        handler.log_sent_packet(pkttype, pktid, payload)
+    writer.write(b"".join(packets))
+    return answers
+
+
+def _data(handler: Any, answer: tuple[int, Any]) -> bytes:
+    """A READ's data; the server's error (``SFTPEOFError`` at the end) raised."""
+    kind, packet = answer
+    if kind == FXP_DATA:
+        data: bytes = handler._process_data(packet)[0]
+        return data
+    if kind == FXP_STATUS:
+        handler._process_status(packet)
+    raise asyncssh.SFTPBadMessage(f"Unexpected response type: {kind}")
+
+
+class OversizedAnswer(Exception):
+    """The server answered a READ with more bytes than it asked for (it breaks the protocol)."""
+
+    def __init__(self, asked: int, got: int) -> None:
+        super().__init__(asked, got)
+        self.asked, self.got = asked, got
+
+
+class ReadAhead:
+    """A file read from its start to its end, its READs sent before the caller asks for them.
+
+    asyncssh's ``SFTPClientFile.read`` sends the READs of one call at once, but asks for more
+    than a small file holds, then for the rest of the short answer, and the next call (which
+    learns that the file has ended) starts only when they are all answered. Here, as soon as
+    the handle is known, READs go out for the file's listed ``size`` (``block`` bytes each, the
+    size the server answers whole), then one READ at ``size`` (answered "end of file" where the
+    file did not grow) and the CLOSE: a small file's download is the OPEN and one round trip.
+    At most ``ahead`` bytes (or the caller's read, if larger) are asked for beyond what the
+    caller has taken, so the answers of a large file cannot pile up in memory; the READ at the
+    end and the CLOSE go once the last READ has gone.
+
+    What does not go as listed is read through asyncssh's own ``read``: an answer shorter than
+    asked (from that offset on), a file longer than listed (the READ at ``size`` had data), a
+    read elsewhere than where the last one ended. It reads from the handle while it is open and
+    from the file opened again (``reopen``) once it is closed.
+    """
+
+    def __init__(
+        self,
+        f: asyncssh.SFTPClientFile,
+        size: int,
+        block: int,
+        ahead: int,
+        reopen: Callable[[], Awaitable[asyncssh.SFTPClientFile]],
+    ) -> None:
+        handle = f._handle
+        assert handle is not None
+        self.f = f
+        self._handler: Any = f._handler
+        self._handle = handle
+        self.size = size
+        self.block = block
+        self.ahead = ahead
+        self._reopen = reopen
+        self._debug = self._handler.logger.isEnabledFor(logging.DEBUG)
+        self._answers: deque[tuple[int, int, Answer]] = deque()  # offset, length, answer
+        self._sent = 0  # where the next READ starts
+        self._closing: Answer | None = None  # the CLOSE, sent after the last READ
+        self._at = 0  # where the caller's next read is expected
+        self._rest = b""  # what the last answer held beyond the caller's read
+        self._ended = False  # the end of the file was answered at ``_at``
+        self._astray = False  # from ``_at`` on, asyncssh's read
+        self._reopened: asyncssh.SFTPClientFile | None = None
+        self._send(ahead)
+
+    def _send(self, until: int) -> None:
+        """READs up to ``until`` (not past the listed size); then the READ at the size and the
+        CLOSE. All in one write to the channel."""
+        if self._closing is not None:
+            return
+        handle = String(self._handle)
+        reads: list[tuple[int, int]] = []
+        end = min(until, self.size)
+        while self._sent < end:
+            length = min(self.block, self.size - self._sent)
+            reads.append((self._sent, length))
+            self._sent += length
+        closing = self._sent >= self.size
+        if closing:
+            reads.append((self.size, self.block))
+        if not reads:
+            return
+        if self._debug:
+            for offset, length in reads:
+                self._handler.logger.debug1(
+                    "Sending read for %d bytes at offset %d in handle %s",
+                    length, offset, self._handle.hex(),
+                )  # fmt: skip
+        requests = [(FXP_READ, handle + _READ_RANGE(offset, length)) for offset, length in reads]
+        if closing:
+            requests.append((FXP_CLOSE, handle))
+        answers = _send_requests(self._handler, requests)
+        if closing:
+            self._closing = answers.pop()
+            self.f._handle = None  # closed by the request just made
+        self._answers.extend((o, n, a) for (o, n), a in zip(reads, answers, strict=True))
+
+    async def read(self, size: int, offset: int) -> bytes:
+        """Up to ``size`` bytes at ``offset`` (fewer where an answer ends: whole answers are
+        not split, except one larger than ``size``); empty at the end of the file."""
+        if size <= 0:
+            return b""
+        if offset != self._at or self._astray:
+            self._astray = True
+            return await self._read_astray(size, offset)
+        if self._ended:
+            return b""
+        pieces: list[bytes] = []
+        got = 0
+        if self._rest:
+            pieces.append(self._rest[:size])
+            self._rest = self._rest[size:]
+            got = len(pieces[0])
+        while got < size and not self._astray and not self._ended:
+            self._send(max(offset + size, offset + got + self.ahead))
+            start, length, answer = self._answers[0]
+            if got and got + length > size:
+                break  # not split: the next read takes it whole
+            self._answers.popleft()
+            try:
+                data = _data(self._handler, await answer)
+            except asyncssh.SFTPEOFError:
+                self._ended = True  # the end, where it was listed or before (it shrank)
+                break
+            if len(data) > length:
+                raise OversizedAnswer(length, len(data))
+            # Data at the listed size (the file grew), or a short answer: the rest from there.
+            self._astray = start >= self.size or len(data) < length
+            if len(data) > size - got:
+                data, self._rest = data[: size - got], data[size - got :]
+            pieces.append(data)
+            got += len(data)
+        self._at = offset + got
+        if not got and self._astray:
+            return await self._read_astray(size, offset)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    async def _read_astray(self, size: int, offset: int) -> bytes:
+        if self.f._handle is not None:
+            f = self.f
+        else:
+            if self._reopened is None:
+                self._reopened = await self._reopen()
+            f = self._reopened
+        data: bytes = await f.read(size, offset)
+        self._at = offset + len(data)
+        return data
+
+    async def close(self) -> None:
+        """Close the handle (the CLOSE sent, if it was not yet) and the file opened again, if
+        any; wait for every answer still due (their errors are dropped: the file is done)."""
+        due: list[asyncio.Future[Any]] = [answer for _, _, answer in self._answers]
+        self._answers.clear()
+        if self._closing is None:
+            self.f._handle = None
+            with suppress(asyncssh.Error):  # the session is gone, and the handle with it
+                (self._closing,) = _send_requests(
+                    self._handler, [(FXP_CLOSE, String(self._handle))]
+                )
+        if self._closing is not None:
+            due.append(self._closing)
+        if self._reopened is not None:
+            due.append(asyncio.ensure_future(self._reopened.close()))
+        if due:
+            await asyncio.wait(due)
+        for future in due:
+            if not future.cancelled():
+                future.exception()  # retrieved: the file is done, whatever its requests got

@@ -30,7 +30,8 @@ SWITCH = "SFTPMIRROR_NO_FASTPATH"
 #: What each feature does for us, for ``--debug`` and the README.
 FEATURES = {
     "pipeline": "directory listings in two round trips, their names decoded straight into "
-    "tuples; small writes answered later",
+    "tuples; small writes answered later; downloads read ahead, a small file in one round "
+    "trip after its open",
     "batching": "one send() per turn of the event loop",
     "lean": "no ignore packets with per-packet-nonce ciphers; no unread log lines",
     "bulk": "large writes framed around views of the chunk; AES-GCM sealed in one pass",
@@ -54,7 +55,11 @@ SURFACE = (
     # readdir/_make_request send it (_send_request, the handler's _loop and _version), its
     # answer taken as _process_packet hands it over; a v3 name list is decoded as
     # SFTPName.decode and SFTPAttrs.decode do, from get_remaining_payload; others, and errors,
-    # by _process_name and _process_status.
+    # by _process_name and _process_status. Reads ahead send requests as _send_request and
+    # send_packet do (a request id from _next_pktid, a future in _requests, the packet framed
+    # and logged, written to _writer, which drops it once its channel is closing: checked
+    # first), answered by _process_packet, failed by _cleanup when the session ends, and read
+    # by _process_data and _process_status.
     Private("pipeline", "asyncssh.sftp:SFTPClient.__init__", "52af55f917c173b5"),
     Private("pipeline", "asyncssh.sftp:SFTPClientHandler.__init__", "0b9be11180467223"),
     Private("pipeline", "asyncssh.sftp:SFTPClientHandler.opendir", "65b66b84cbbc0aad"),
@@ -70,6 +75,11 @@ SURFACE = (
     Private("pipeline", "asyncssh.sftp:SFTPClientHandler.close", "73c96883b13a7673"),
     Private("pipeline", "asyncssh.sftp:SFTPClientHandler.write", "21803ccf8973dd07"),
     Private("pipeline", "asyncssh.sftp:SFTPClientFile.__init__", "372a3642ce73fa9e"),
+    Private("pipeline", "asyncssh.sftp:SFTPHandler.__init__", "f4067a8a90addc41"),
+    Private("pipeline", "asyncssh.packet:SSHPacketLogger.log_sent_packet", "d21306e3c6b2b2f5"),
+    Private("pipeline", "asyncssh.sftp:SFTPHandler.send_packet", "0c22ab5cc5f282e9"),
+    Private("pipeline", "asyncssh.sftp:SFTPClientHandler._cleanup", "0f3c7c78ce34ce0e"),
+    Private("pipeline", "asyncssh.sftp:SFTPClientHandler._process_data", "9d4895fcdba26e4d"),
     # batching: SSHConnection._transport, set in connection_made and written in _send.
     Private("batching", "asyncssh.connection:SSHConnection.connection_made", "e7b867af0f590a2c"),
     Private("batching", "asyncssh.connection:SSHConnection._send", "c6698a37eb80f574"),
