@@ -124,7 +124,9 @@ def backup_name(temp: str) -> str:
 
 
 class FileReader(Protocol):
-    async def read(self, size: int, offset: int) -> bytes: ...
+    async def read(self, size: int, offset: int) -> bytes:
+        """Up to ``size`` bytes at ``offset``; fewer also before the end (a server's answers
+        are not split): the next read starts where this one ended. Empty at the end."""
 
 
 async def read_chunks(reader: FileReader, size: int) -> AsyncIterator[bytes]:
