@@ -192,11 +192,8 @@ def _release_trees(remote: RemoteTree) -> tuple[RemoteTree, Callable[[str], Remo
 async def _release_link(remote: RemoteTree) -> tuple[RemoteTree, str] | None:
     """Where the destination is a link to one of our releases: the parent's tree and the
     link's name (rollback and history then work on the releases)."""
-    parent, name = posixpath.split(remote.root.rstrip("/"))
-    if name in ("", ".", ".."):
-        return None
-    top = RemoteTree(remote.session, parent, parent or ".", remote.warn)
-    if await top.file_type(name) != "symlink":
+    top, _, name = _release_trees(remote)
+    if name in ("", ".", "..") or await top.file_type(name) != "symlink":
         return None
     if release_id(await top.readlink(name)) is None:
         return None

@@ -36,7 +36,7 @@ import posixpath
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,11 +223,7 @@ class Backup:
         await self.manifest_store.save(before)
 
     async def _mkdir_one(self, directory: str) -> None:
-        try:
-            await self.tree.mkdir(Entry(directory, Kind.DIR, mode=0o700), perms=True)
-        except TreeError:
-            if await self.tree.file_type(directory) != "dir":
-                raise
+        await ensure_dir(self.tree, directory, 0o700)
         self._made.add(directory)
 
     async def _mkdirs(self, path: str) -> None:
@@ -305,17 +301,16 @@ class Backup:
         index and manifest (the index last to go, so a cut removal can be taken up again), then
         its directories deepest level first, each level's at once."""
         kept, _ = await self.index()
-        levels: dict[int, set[str]] = {}
+        parents: set[str] = set()
         for path in kept:
             parent = posixpath.dirname(path)
             while parent:
-                levels.setdefault(parent.count("/"), set()).add(parent)
+                parents.add(self.file(parent))
                 parent = posixpath.dirname(parent)
-        await run_pool([self.file(p) for p in kept], self._remove_quietly, _REMOVE_AT_ONCE)
+        await remove_files(self.tree, [self.file(p) for p in kept])
         for name in ("manifest.json.gz", "index.json"):
             await self._remove_quietly(posixpath.join(self.directory, name))
-        for depth in sorted(levels, reverse=True):
-            await asyncio.gather(*(self._rmdir_quietly(self.file(d)) for d in levels[depth]))
+        await remove_dirs(self.tree, parents)
         for sub in (posixpath.join(self.directory, "files"), self.directory):
             await self._rmdir_quietly(sub)
 
@@ -326,3 +321,37 @@ class Backup:
     async def _rmdir_quietly(self, path: str) -> None:
         with contextlib.suppress(TreeError):
             await self.tree.rmdir(Entry(path, Kind.DIR))
+
+
+async def remove_files(tree: Tree, paths: Sequence[str]) -> None:
+    """Each file (or link) removed, ``_REMOVE_AT_ONCE`` requests in flight; errors dropped."""
+
+    async def remove(path: str) -> None:
+        with contextlib.suppress(TreeError):
+            await tree.remove(Entry(path, Kind.FILE))
+
+    await run_pool(list(paths), remove, _REMOVE_AT_ONCE)
+
+
+async def remove_dirs(tree: Tree, paths: Iterable[str]) -> None:
+    """The directories removed deepest level first, each level's at once; errors dropped (one
+    that is not empty stays)."""
+    levels: dict[int, list[str]] = {}
+    for path in paths:
+        levels.setdefault(path.count("/"), []).append(path)
+
+    async def rmdir(path: str) -> None:
+        with contextlib.suppress(TreeError):
+            await tree.rmdir(Entry(path, Kind.DIR))
+
+    for depth in sorted(levels, reverse=True):
+        await asyncio.gather(*(rmdir(d) for d in levels[depth]))
+
+
+async def ensure_dir(tree: Tree, path: str, mode: int) -> None:
+    """``path`` made a directory, or found one already (made by an earlier try)."""
+    try:
+        await tree.mkdir(Entry(path, Kind.DIR, mode=mode), perms=True)
+    except TreeError:
+        if await tree.file_type(path) != "dir":
+            raise

@@ -34,7 +34,14 @@ from typing import TypeVar
 from sftpmirror.engine.concurrency import run_pool
 from sftpmirror.engine.deploy import RELEASE_ID as _ID
 from sftpmirror.engine.deploy import SUFFIX, DeployState, release_id
-from sftpmirror.engine.history import History, new_id, record
+from sftpmirror.engine.history import (
+    History,
+    ensure_dir,
+    new_id,
+    record,
+    remove_dirs,
+    remove_files,
+)
 from sftpmirror.engine.lock import DeployLock
 from sftpmirror.engine.manifest import MAX_COMPRESSED, ManifestStore
 from sftpmirror.engine.mirror import MirrorOptions, mirror
@@ -125,7 +132,10 @@ async def clone(top: Tree, live: Listing, source: str, dest: str, *, links: bool
     if not files or not links:
         return 0
     for depth in sorted(levels):
-        await asyncio.gather(*(_mkdir(top, dest, e) for e in levels[depth]))
+        await asyncio.gather(
+            *(ensure_dir(top, posixpath.join(dest, e.path), e.mode & 0o7777 or 0o755)
+              for e in levels[depth])
+        )  # fmt: skip
     linked = 0
 
     async def link(path: str) -> None:
@@ -133,8 +143,6 @@ async def clone(top: Tree, live: Listing, source: str, dest: str, *, links: bool
         there = posixpath.join(dest, path)
         try:
             await top.link(posixpath.join(source, path), there)
-        except Unsupported:
-            raise
         except TreeError:
             if await top.file_type(there) != "file":
                 raise
@@ -144,20 +152,11 @@ async def clone(top: Tree, live: Listing, source: str, dest: str, *, links: bool
     return linked
 
 
-async def _mkdir(top: Tree, dest: str, entry: Entry) -> None:
-    path = posixpath.join(dest, entry.path)
-    try:
-        await top.mkdir(Entry(path, Kind.DIR, mode=entry.mode & 0o7777 or 0o755), perms=True)
-    except TreeError:
-        if await top.file_type(path) != "dir":
-            raise
-
-
 async def make_release(top: Tree, site: Site, rid: str) -> None:
     """The releases directory and its manifests' (the first time), and the new release's."""
     for path, mode in ((site.directory, 0o755), (site.manifests, 0o700),
                        (site.release(rid), 0o755)):  # fmt: skip
-        await _mkdir(top, "", Entry(path, Kind.DIR, mode=mode))
+        await ensure_dir(top, path, mode)
 
 
 async def check_rename(top: Tree, site: Site, tag: str) -> None:
@@ -286,27 +285,11 @@ async def prune(
 
 
 async def remove_tree(top: Tree, open_tree: Callable[[str], Tree], path: str) -> None:
-    """A release removed: its files (LINKS_AT_ONCE requests in flight), then its directories
-    deepest first, each level's at once, then itself."""
+    """A release removed: its files, then its directories deepest first, then itself."""
     listing = await open_tree(path).scan(Excludes())
-    files = [p for p, e in listing.entries.items() if e.kind is not Kind.DIR]
-    dirs: dict[int, list[str]] = {}
-    for p, e in listing.entries.items():
-        if e.kind is Kind.DIR:
-            dirs.setdefault(p.count("/"), []).append(p)
-
-    async def remove(rel: str) -> None:
-        with contextlib.suppress(TreeError):
-            await top.remove(Entry(posixpath.join(path, rel), Kind.FILE))
-
-    async def rmdir(rel: str) -> None:
-        with contextlib.suppress(TreeError):
-            await top.rmdir(Entry(posixpath.join(path, rel) if rel else path, Kind.DIR))
-
-    await run_pool(files, remove, LINKS_AT_ONCE)
-    for depth in sorted(dirs, reverse=True):
-        await asyncio.gather(*(rmdir(d) for d in dirs[depth]))
-    await rmdir("")
+    entries = [(posixpath.join(path, p), e.kind) for p, e in listing.entries.items()]
+    await remove_files(top, [p for p, kind in entries if kind is not Kind.DIR])
+    await remove_dirs(top, [*(p for p, kind in entries if kind is Kind.DIR), path])
 
 
 async def go_back(
