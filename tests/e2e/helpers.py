@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncssh
+import pytest
 from click.testing import CliRunner, Result
 
 from sftpmirror.cli.app import main
@@ -186,3 +187,47 @@ def asyncssh_log(debug_level: int) -> Iterator[Records]:
         asyncssh.set_debug_level(1)
         log.setLevel(old_level)
         log.removeHandler(records)
+
+
+class Packet(NamedTuple):
+    """An SFTP packet of a session: ``send`` (a request: its type, id and the rest of it) or
+    ``recv`` (an answer: its type and the id of the request it answers)."""
+
+    kind: str
+    type: int
+    id: int
+    payload: bytes
+
+
+def record_sftp(monkeypatch: pytest.MonkeyPatch) -> list[Packet]:
+    """What every SFTP session started from now on sends and gets, in order (on the session's
+    own objects, so no fast path is switched off by it)."""
+    events: list[Packet] = []
+    start = asyncssh.SSHClientConnection.start_sftp_client
+
+    async def start_recorded(self: asyncssh.SSHClientConnection, *args: Any) -> Any:
+        sftp = await start(self, *args)
+        handler = sftp._handler
+        writer, process = handler._writer, handler._process_packet
+        assert writer is not None
+        write = writer.write
+
+        def writing(data: bytes) -> None:  # whole SFTP packets, one or more
+            view = memoryview(data)
+            while view:
+                length = int.from_bytes(view[:4], "big")
+                pktid = int.from_bytes(view[5:9], "big")
+                events.append(Packet("send", view[4], pktid, bytes(view[9 : 4 + length])))
+                view = view[4 + length :]
+            write(data)
+
+        async def processing(pkttype: int, pktid: int, packet: Any) -> None:
+            events.append(Packet("recv", pkttype, pktid, b""))
+            await process(pkttype, pktid, packet)
+
+        setattr(writer, "write", writing)  # noqa: B010 - this session's channel only
+        setattr(handler, "_process_packet", processing)  # noqa: B010
+        return sftp
+
+    monkeypatch.setattr(asyncssh.SSHClientConnection, "start_sftp_client", start_recorded)
+    return events

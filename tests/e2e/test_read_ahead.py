@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
-import asyncssh
 import pytest
 from asyncssh.constants import FXP_CLOSE, FXP_OPEN, FXP_READ
 
 from sftpmirror.transport import session as session_module
 from sftpmirror.transport._fastpath import surface
 from tests.conftest import Target
-from tests.e2e.helpers import run_cli
-
-Event = tuple[str, int, bytes]  # "send" or "recv", the packet type, a request's payload
+from tests.e2e.helpers import Packet, record_sftp, run_cli
 
 FILES = {
     "empty.txt": b"",
@@ -32,42 +28,14 @@ FILES = {
 
 
 @pytest.fixture
-def recorded(monkeypatch: pytest.MonkeyPatch) -> list[Event]:
-    """What every SFTP session started from now on sends and gets, in order."""
-    events: list[Event] = []
-    start = asyncssh.SSHClientConnection.start_sftp_client
-
-    async def start_recorded(self: asyncssh.SSHClientConnection, *args: Any) -> Any:
-        sftp = await start(self, *args)
-        handler = sftp._handler
-        writer, process = handler._writer, handler._process_packet
-        assert writer is not None
-        write = writer.write
-
-        def writing(data: bytes) -> None:  # whole SFTP packets, one or more
-            view = memoryview(data)
-            while view:
-                length = int.from_bytes(view[:4], "big")
-                events.append(("send", view[4], bytes(view[9 : 4 + length])))
-                view = view[4 + length :]
-            write(data)
-
-        async def processing(pkttype: int, pktid: int, packet: Any) -> None:
-            events.append(("recv", pkttype, b""))
-            await process(pkttype, pktid, packet)
-
-        setattr(writer, "write", writing)  # noqa: B010 - this session's channel only
-        setattr(handler, "_process_packet", processing)  # noqa: B010
-        return sftp
-
-    monkeypatch.setattr(asyncssh.SSHClientConnection, "start_sftp_client", start_recorded)
-    return events
+def recorded(monkeypatch: pytest.MonkeyPatch) -> list[Packet]:
+    return record_sftp(monkeypatch)
 
 
-def downloads(events: list[Event], names: list[str]) -> dict[str, list[list[int]]]:
+def downloads(events: list[Packet], names: list[str]) -> dict[str, list[list[int]]]:
     """Per file: its requests, one list per round trip (from its OPEN to the next file's)."""
     opens = [
-        next(i for i, (kind, pkttype, payload) in enumerate(events)
+        next(i for i, (kind, pkttype, _, payload) in enumerate(events)
              if kind == "send" and pkttype == FXP_OPEN and name.encode() in payload)
         for name in names
     ]  # fmt: skip
@@ -77,7 +45,7 @@ def downloads(events: list[Event], names: list[str]) -> dict[str, list[list[int]
         end = bounds[bounds.index(start) + 1]
         trips: list[list[int]] = []
         answered = True
-        for kind, pkttype, _ in events[start:end]:
+        for kind, pkttype, _, _ in events[start:end]:
             if kind == "recv":
                 answered = True
             elif answered:
@@ -99,7 +67,7 @@ def pull(openssh: Target, dest: Path) -> None:
 
 
 def test_a_file_is_its_open_and_one_round_trip(
-    openssh: Target, tmp_path: Path, recorded: list[Event]
+    openssh: Target, tmp_path: Path, recorded: list[Packet]
 ) -> None:
     pull(openssh, tmp_path / "pulled")
     trips = downloads(recorded, list(FILES))
@@ -109,7 +77,7 @@ def test_a_file_is_its_open_and_one_round_trip(
 
 
 def test_asyncssh_s_read_took_five(
-    openssh: Target, tmp_path: Path, recorded: list[Event], monkeypatch: pytest.MonkeyPatch
+    openssh: Target, tmp_path: Path, recorded: list[Packet], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With the pipeline off (SFTPMIRROR_NO_FASTPATH): what the test above would have counted
     before, so it measures what it says."""

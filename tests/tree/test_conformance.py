@@ -193,6 +193,77 @@ def test_scan_lists_symlinks_without_following(tree_env: TreeEnv) -> None:
     assert listing.warnings == []
 
 
+def hint_of(*dirs: str) -> Listing:
+    """The other side's listing, as a hint names it: these directories (and their parents)."""
+    listing = Listing()
+    for path in dirs:
+        parts = path.split("/")
+        for depth in range(1, len(parts) + 1):
+            sub = "/".join(parts[:depth])
+            listing.entries[sub] = Entry(sub, Kind.DIR, mtime=T0, mode=0o755)
+    return listing
+
+
+@pytest.mark.needs("symlinks")
+@pytest.mark.parametrize("when", ["ready", "later", "failed", "never"])
+def test_scan_with_a_wrong_hint_lists_what_is_there(tree_env: TreeEnv, when: str) -> None:
+    """A remote tree lists ahead the directories the other side's scan names (``hint``); the
+    walk decides what is listed: a hinted directory that is a link, a file, missing or
+    excluded here is not listed through, and a hint that fails or never ends changes
+    nothing."""
+    tree_env.write("site/a/b/c/d/page.html", b"deep", 0o644, T0)
+    tree_env.write("site/a/b/other.html", b"b", 0o644, T0)
+    tree_env.write("site/only-here/e/f.txt", b"mine", 0o644, T0)
+    tree_env.write("site/file", b"a file where the hint has a directory", 0o644, T0)
+    tree_env.write("site/drafts/x/y.txt", b"excluded", 0o644, T0)
+    tree_env.write(f"site/{NFC_NAME}.d/g/h.txt", b"named", 0o644, T0)
+    tree_env.symlink("site/link", "a", mtime=T0)
+    for rel in ["site/a/b/c/d", "site/a/b/c", "site/a/b", "site/a", "site/only-here/e",
+                "site/only-here", "site/drafts/x", "site/drafts", f"site/{NFC_NAME}.d/g",
+                f"site/{NFC_NAME}.d", "site"]:  # fmt: skip
+        tree_env.mkdir(rel, 0o755, T0)
+    hint = hint_of(
+        "site/a/b/c/d/gone/deeper",  # a, b, c, d here; gone, deeper not
+        "site/link/b/c",  # a link here: never listed through
+        "site/file/under",  # a file here
+        "site/missing/x",
+        "site/drafts/x",  # excluded
+        f"site/{NFC_NAME}.d/g",  # not plain: not guessed
+    )
+
+    async def body() -> tuple[Listing, Listing]:
+        async with tree_env.tree() as tree:
+            plain = await scan(tree, "drafts/")
+        async with tree_env.tree() as tree:
+            loop = asyncio.get_running_loop()
+            other: asyncio.Future[Listing] = loop.create_future()
+            if when == "ready":
+                other.set_result(hint)
+            elif when == "later":
+                loop.call_later(0.05, other.set_result, hint)
+            elif when == "failed":
+                other.set_exception(OSError("the other scan failed"))
+            hinted = await tree.scan(Excludes(("drafts/",)), other)
+            if when == "failed":
+                other.exception()  # (retrieved)
+            return plain, hinted
+
+    plain, hinted = asyncio.run(body())
+    assert hinted.entries == plain.entries
+    assert hinted.excluded == plain.excluded == {"site/drafts"}
+    assert hinted.warnings == plain.warnings == []
+    assert hinted.entries["site/link"].kind is Kind.SYMLINK
+    assert hinted.entries["site/file"].kind is Kind.FILE
+    assert {
+        "site/a/b/c/d/page.html",
+        "site/only-here/e/f.txt",
+        f"site/{NFC_NAME}.d/g/h.txt",
+    } <= set(hinted.entries)
+    assert not any(
+        p.startswith(("site/link/", "site/file/", "site/missing")) for p in hinted.entries
+    )
+
+
 def test_scan_truncates_mtime_to_whole_seconds(tree_env: TreeEnv) -> None:
     path = tree_env.write("f.txt", b"x")
     os.utime(path, (T0 + 0.9, T0 + 0.9))

@@ -123,14 +123,17 @@ def _is_sha256(value: object) -> bool:
 
 
 async def read(tree: Tree, path: str) -> Journaled | None:
-    """The journal at ``path``, None when there is none (or it is not one); bounded."""
+    """The journal at ``path``, None when there is none; bounded. A file there that is not a
+    journal (or too large to be one) reads as an empty journal: nothing to repair, and the
+    run that ends well removes it, as it removes its own."""
     try:
         if await tree.file_type(path) != "file":
             return None
         data = await read_bounded(tree, path, MAX_BYTES)
     except NotFound:
         return None
-    return parse(data) if data is not None else None
+    found = parse(data) if data is not None else None
+    return found if found is not None else Journaled()
 
 
 class Writer:

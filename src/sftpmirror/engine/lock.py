@@ -107,8 +107,23 @@ class DeployLock:
         self.warn = warn
         self.info = holder_info(token)
         self.held = False
+        self._writing: asyncio.Task[None] | None = None  # the holder, written once taken
+        self._written = b""  # what this run last wrote there
 
-    async def acquire(self) -> None:
+    async def acquire(self, *, early: bool = False) -> None:
+        """Take the lock (waiting up to ``wait`` seconds for it). ``early``: return once it is
+        made, its holder still being written (two or three round trips less before the run's
+        first request); ``written()`` then says it is, before the first change."""
+        await self._acquire()
+        if not early:
+            await self.written()
+
+    async def written(self) -> None:
+        """The holder is written (its error raised, if writing it failed)."""
+        if self._writing is not None:
+            await asyncio.shield(self._writing)
+
+    async def _acquire(self) -> None:
         deadline = time.monotonic() + self.wait
         holderless_since: float | None = None
         taken_over = 0
@@ -185,7 +200,7 @@ class DeployLock:
             ) from None
         self.held = True
         _RUNNING.add(self.token)
-        await self._write_holder()
+        self._writing = asyncio.ensure_future(self._write_holder())
         return True
 
     async def _make_directory(self) -> None:
@@ -205,8 +220,11 @@ class DeployLock:
             ) from None
 
     async def _holder(self) -> dict[str, Any] | None:
+        """Who holds the lock. Read at the size of what this run wrote last: where the holder
+        is still that (the lock ours), its read is the open and one round trip."""
         try:
-            data = await read_bounded(self.tree, self.holder_path, MAX_HOLDER_BYTES)
+            size = len(self._written) or None
+            data = await read_bounded(self.tree, self.holder_path, MAX_HOLDER_BYTES, size)
             holder = json.loads(data) if data is not None else None
         except (TreeError, ValueError):
             return None
@@ -214,7 +232,7 @@ class DeployLock:
 
     async def _write_holder(self) -> None:
         self.info["heartbeat"] = int(time.time())
-        data = json.dumps(self.info).encode()
+        data = self._written = json.dumps(self.info).encode()
         entry = Entry(self.holder_path, Kind.FILE, len(data), int(time.time()), 0o600)
         # No mode of its own (the lock's directory is 0700): it is written before the server's
         # profile is known, and a server may refuse a mode given at creation.
@@ -251,6 +269,9 @@ class DeployLock:
         if not self.held:
             return
         self.held = False
+        if self._writing is not None:  # (else its rename could land after the removals)
+            with contextlib.suppress(TreeError, SftpMirrorError):
+                await self.written()
         holder = await self._holder()
         if holder is not None and holder.get("token") != self.token:
             return  # not ours any more

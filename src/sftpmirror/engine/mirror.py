@@ -88,11 +88,11 @@ async def mirror(
         return await _mirror(src, dst, options, reporter, missing_source, manifest_store,
                              manifest_side, state)  # fmt: skip
     held = state.lock(dst, reporter.warning)
-    await held.acquire()
+    await held.acquire(early=True)  # (its holder written while the trees are scanned)
     try:
         work = asyncio.ensure_future(
             _mirror(src, dst, options, reporter, missing_source, manifest_store, manifest_side,
-                    state)
+                    state, held.written)
         )  # fmt: skip
         beat = asyncio.ensure_future(held.heartbeat())
         try:
@@ -123,7 +123,9 @@ async def _mirror(
     manifest_store: ManifestStore | None,
     manifest_side: str,
     state: DeployState | None,
+    locked: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[Plan, Report]:
+    """``locked``: awaited before the first change (the lock's holder written)."""
     inside = manifest_store.inside if manifest_store else None
     reserved = frozenset({inside}) if inside else frozenset()
     if state is not None:
@@ -140,8 +142,14 @@ async def _mirror(
         journaled: asyncio.Task[journal.Journaled | None] | None = None
         probed: asyncio.Task[Capabilities] | None = None
         async with task_group() as group:
-            src_scan = group.create_task(src.scan(excludes))
-            dst_scan = group.create_task(dst.scan(excludes))
+            # The side listed without round trips (the local one) is the other's hint: a
+            # remote side lists the directories it names ahead of its walk (Tree.scan).
+            if src.cheap_hashes or not dst.cheap_hashes:
+                src_scan = group.create_task(src.scan(excludes))
+                dst_scan = group.create_task(dst.scan(excludes, src_scan))
+            else:
+                dst_scan = group.create_task(dst.scan(excludes))
+                src_scan = group.create_task(src.scan(excludes, dst_scan))
             if not options.dry_run:
                 probed = group.create_task(dst.capabilities())
             if state is not None:
@@ -156,6 +164,8 @@ async def _mirror(
         found = journaled.result() if journaled is not None else None
         repaired = 0
         if found is not None and found.swaps and not options.dry_run:
+            if locked is not None:
+                await locked()
             repaired = await repair_swaps(dst, found)
         if repaired:
             reporter.warning(f"put back {repaired} file(s) an interrupted replace left missing")
@@ -223,7 +233,7 @@ async def _mirror(
     changing = manifest.touched(the_plan)
     # Before the first change, at once (their round trips overlap): the manifest without the
     # records of what will change, the journal, and the backup area with the manifest as it is.
-    preparing: list[Awaitable[Any]] = []
+    preparing: list[Awaitable[Any]] = [locked()] if locked is not None else []
     if store is not None and old is not None and (changing or (found and found.done)):
         on_server = manifest.without(old, changing)
         preparing.append(store.save(on_server))
@@ -272,7 +282,8 @@ async def _mirror(
         if state is not None and saved and not report.failures:
             if history is not None and backup is not None:
                 await _record(history, backup, deploy_id, report, state, reporter)
-            await journal.remove(dst, state.journal_path)
+            if writer is not None or found is not None:  # (none there: no round trip)
+                await journal.remove(dst, state.journal_path)
     except SftpMirrorError as e:  # a cut after the copies: they count (F16)
         if e.done is None:
             e.done = report

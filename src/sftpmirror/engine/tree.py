@@ -23,6 +23,7 @@ sorts errors into fatal / retry / no-retry), never its library's own exceptions:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import secrets
@@ -137,17 +138,22 @@ async def read_chunks(reader: FileReader, size: int) -> AsyncIterator[bytes]:
         yield data
 
 
-async def read_bounded(tree: Tree, path: str, limit: int) -> bytes | None:
+async def read_bounded(tree: Tree, path: str, limit: int, size: int | None = None) -> bytes | None:
     """A small file of ours read whole (a holder, a history, a journal, an index); None when it
     is larger than ``limit`` bytes: a hostile or broken server cannot fill memory. A missing
-    file raises NotFound, as ``open_read`` does."""
+    file raises NotFound, as ``open_read`` does. ``size``: what it is thought to hold (read
+    ahead at that size; any other size is read all the same)."""
     data = bytearray()
-    async with tree.open_read(path) as reader:
+    async with tree.open_read(path, size) as reader:
         async for chunk in read_chunks(reader, min(limit + 1, 1 << 20)):
             data += chunk
             if len(data) > limit:
                 return None
     return bytes(data)
+
+
+Hint = asyncio.Future[Listing]
+"""The other side's scan, running: what ``Tree.scan`` may guess from (see there)."""
 
 
 OnSwap = Callable[[str, str, str | None], Awaitable[None]]
@@ -199,7 +205,12 @@ class Tree(Protocol):
     label: str
     cheap_hashes: bool  # True where hashing a file costs no network round trip (LocalTree)
 
-    async def scan(self, excludes: Excludes) -> Listing: ...
+    async def scan(self, excludes: Excludes, hint: Hint | None = None) -> Listing:
+        """Every entry under the root but the excluded ones. ``hint`` is the other side's
+        scan, as a task (waited for at most while this one goes on; its error is not this
+        one's): where a listing costs round trips, the directories it names may be listed
+        before the walk gets to them; what the walk finds decides what the listing holds."""
+        ...
 
     async def capabilities(self) -> Capabilities:
         """What setting attributes does here (a server is probed once; it writes a probe file,

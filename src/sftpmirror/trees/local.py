@@ -30,6 +30,7 @@ from sftpmirror.engine.tree import (
     Excludes,
     FileReader,
     FileWriter,
+    Hint,
     Names,
     NoSpace,
     NotFound,
@@ -281,7 +282,7 @@ class LocalTree:
     def _full(self, path: str) -> str:
         return self._prefix + self.names.real(path) if path else str(self.root)
 
-    async def scan(self, excludes: Excludes) -> Listing:
+    async def scan(self, excludes: Excludes, hint: Hint | None = None) -> Listing:
         return await asyncio.to_thread(self._scan, excludes)
 
     def _scan(self, excludes: Excludes) -> Listing:

@@ -31,6 +31,7 @@ from sftpmirror.engine.tree import (
     Excludes,
     FileReader,
     FileWriter,
+    Hint,
     NotFound,
     OnSwap,
     TreeError,
@@ -134,7 +135,7 @@ class MemoryTree:
         if path not in self.dirs:
             raise NotFound("no such file or directory")
 
-    async def scan(self, excludes: Excludes) -> Listing:
+    async def scan(self, excludes: Excludes, hint: Hint | None = None) -> Listing:
         self._check("scan", "")
         listing = Listing()
         if "" not in self.dirs:

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from stat import S_IMODE, S_ISDIR, S_ISREG
 from sys import intern
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sftpmirror.engine.concurrency import run_pool, task_group
 from sftpmirror.engine.hashing import HASH_CHUNK
@@ -29,6 +29,7 @@ from sftpmirror.engine.tree import (
     Excludes,
     FileReader,
     FileWriter,
+    Hint,
     Names,
     NoSpace,
     NotFound,
@@ -44,7 +45,7 @@ from sftpmirror.engine.tree import (
     shown,
     temp_name,
 )
-from sftpmirror.errors import RemoteError
+from sftpmirror.errors import RemoteError, SftpMirrorError
 from sftpmirror.transport.profile import probe_names
 from sftpmirror.transport.session import Listed, Session, Spawn, Writer
 
@@ -59,6 +60,28 @@ log = logging.getLogger("sftpmirror.remote")
 
 
 _NOT_NAMES = ("", ".", "..")
+
+
+class _Walk:
+    """The directories a scan found whose listing is not taken in yet; ``over`` once none is."""
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.over = asyncio.Event()
+
+    def done_one(self) -> None:
+        self.pending -= 1
+        if not self.pending:
+            self.over.set()
+
+
+def _plain_path(path: str) -> bool:
+    """Printable ASCII, no empty, ``.`` or ``..`` component: the name a listing would give."""
+    return (
+        path.isascii()
+        and path.isprintable()
+        and not any(part in _NOT_NAMES for part in path.split("/"))
+    )
 
 
 def _unsafe_name(name: str) -> str | None:
@@ -166,13 +189,26 @@ class RemoteTree:
         real = self.names.real(path)
         return posixpath.join(self.root, real) if self.root else real
 
-    async def scan(self, excludes: Excludes) -> Listing:
+    async def scan(self, excludes: Excludes, hint: Hint | None = None) -> Listing:
         listing = Listing()
+        # Listings asked ahead of the walk (see _ahead): directory -> its names, None if the
+        # listing failed (the walk then asks again, and says why).
+        ahead: dict[str, asyncio.Task[list[Listed] | None]] = {}
+        walk = _Walk()
         async with task_group() as group:
 
-            async def list_dir(rel_dir: str, names: list[Listed] | None = None) -> None:
-                if names is None:  # (at most the tree's handle slots at once)
-                    names = await self._readdir(rel_dir, group.create_task)
+            async def list_dir(rel_dir: str) -> None:
+                names: list[Listed] | None = None
+                try:
+                    if (early := ahead.pop(rel_dir, None)) is not None:
+                        names = await early
+                    if names is None:  # (at most the tree's handle slots at once)
+                        names = await self._readdir(rel_dir, group.create_task)
+                    take(rel_dir, names)
+                finally:
+                    walk.done_one()
+
+            def take(rel_dir: str, names: list[Listed]) -> None:
                 seen: set[str] = set()
                 entries, excluded, probe = listing.entries, listing.excluded, self._probe_names
                 prefix = f"{rel_dir}/" if rel_dir else ""
@@ -215,6 +251,7 @@ class RemoteTree:
                             f"{MAX_DEPTH} levels; refusing to go on"
                         )
                     if child.kind is Kind.DIR:
+                        walk.pending += 1
                         group.create_task(list_dir(child.path))
 
             # The root's stat (does it exist, is it a directory?), its lstat (is it a link?)
@@ -238,8 +275,59 @@ class RemoteTree:
                 raise names
             if not isinstance(own, BaseException) and stat.S_ISLNK(own.mode):
                 listing.root_link = await self.session.readlink(self._full(""))
-            await list_dir("", names)
+            take("", names)
+            if hint is not None and walk.pending:
+                await self._ahead(hint, listing, excludes, ahead, walk, group)
         return listing
+
+    async def _ahead(
+        self,
+        hint: Hint,
+        listing: Listing,
+        excludes: Excludes,
+        ahead: dict[str, asyncio.Task[list[Listed] | None]],
+        walk: _Walk,
+        group: asyncio.TaskGroup,
+    ) -> None:
+        """Ask at once for the listing of every directory the other side has under a
+        directory of the root that is one here too, shallowest first (they are what the walk
+        waits for), instead of one level of the tree per two round trips: on a deploy that
+        changes little the tree here is the other side's. The walk takes a listing asked ahead
+        only for a directory it found, so a guess that is wrong costs a request, never a
+        wrong listing. Only plain names (printable ASCII) are guessed: their path is their name
+        on disk. Waits for the other side's scan while the walk goes on (never raising its
+        error: the run does), and guesses nothing once the walk is over."""
+        over = asyncio.ensure_future(walk.over.wait())
+        try:
+            either: set[asyncio.Future[Any]] = {hint, over}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            over.cancel()
+        if walk.over.is_set() or not hint.done() or hint.cancelled() or hint.exception():
+            return
+        entries = listing.entries
+        top = {p for p, e in entries.items() if e.kind is Kind.DIR and "/" not in p}
+        wanted = [
+            path
+            for path, entry in hint.result().entries.items()
+            if entry.kind is Kind.DIR
+            and "/" in path
+            and path.partition("/")[0] in top
+            and path not in entries
+            and entry.depth < MAX_DEPTH
+            and _plain_path(path)
+            and not excludes(path, True)
+        ]
+        wanted.sort(key=lambda path: path.count("/"))
+
+        async def early(path: str) -> list[Listed] | None:
+            try:
+                return await self._readdir(path, group.create_task)
+            except (TreeError, SftpMirrorError):
+                return None
+
+        for path in wanted:
+            ahead[path] = group.create_task(early(path))
 
     async def _readdir(self, rel_dir: str, spawn: Spawn) -> list[Listed]:
         path = self._full(rel_dir)

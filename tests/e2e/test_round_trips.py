@@ -1,0 +1,124 @@
+"""A push with nothing to do, as the real OpenSSH sees it: what it asks, and what waits for
+what. Round trips are counted from the order of requests and answers (``record_sftp``), never
+timed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from asyncssh.constants import (
+    FXP_CLOSE,
+    FXP_EXTENDED,
+    FXP_HANDLE,
+    FXP_MKDIR,
+    FXP_OPEN,
+    FXP_OPENDIR,
+    FXP_READ,
+    FXP_REMOVE,
+    FXP_RMDIR,
+)
+
+from tests.conftest import Target
+from tests.e2e.helpers import Packet, record_sftp, run_cli
+
+DEEP = "a1/b1/c1/d1/e1"
+
+
+def sent(events: list[Packet], pkttype: int, path: str) -> Packet:
+    """The request of this type whose first field is ``path``."""
+    field = len(path.encode()).to_bytes(4, "big") + path.encode()
+    return next(
+        p for p in events
+        if p.kind == "send" and p.type == pkttype and p.payload.startswith(field)
+    )  # fmt: skip
+
+
+def answer_at(events: list[Packet], request: Packet) -> int:
+    return next(i for i, p in enumerate(events) if p.kind == "recv" and p.id == request.id)
+
+
+def deep_site(root: Path) -> Path:
+    for level in range(1, 6):
+        sub = root / "/".join(DEEP.split("/")[:level])
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / "index.html").write_text(f"level {level}\n")
+    (root / "index.html").write_text("home\n")
+    return root
+
+
+def push_twice(openssh: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Packet]:
+    """The deep site pushed, then pushed again with nothing to do: what the second one did."""
+    site = deep_site(tmp_path / "public")
+    first = run_cli("push", str(site), openssh.url(), target=openssh)
+    assert first.exit_code == 0, first.output
+    events = record_sftp(monkeypatch)
+    again = run_cli("push", "--json", str(site), openssh.url(), target=openssh)
+    assert again.exit_code == 0, again.output
+    summary, _ = json.JSONDecoder().raw_decode(again.output[again.output.index("{") :])
+    assert summary["ok"], again.output
+    assert summary["planned"] == summary["done"] == {}, again.output
+    return events
+
+
+def test_the_listing_goes_ahead_of_the_walk(
+    openssh: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The directories the local side has are listed at once, not one level per two round
+    trips: the deepest one is asked for before its grandparent's listing is answered (the
+    walk alone asks for a directory only once its parent's listing is in)."""
+    events = push_twice(openssh, tmp_path, monkeypatch)
+    root = openssh.path
+    deepest = sent(events, FXP_OPENDIR, f"{root}/{DEEP}")
+    grandparent = sent(events, FXP_OPENDIR, f"{root}/a1/b1/c1")
+    assert events.index(deepest) < answer_at(events, grandparent)
+    assert events[answer_at(events, deepest)].type == FXP_HANDLE
+
+
+def trips(events: list[Packet], start: int, end: int) -> list[list[int]]:
+    """The requests from ``start`` to ``end``, one list per run no answer came between."""
+    found: list[list[int]] = []
+    answered = True
+    for packet in events[start:end]:
+        if packet.kind == "recv":
+            answered = True
+        elif answered:
+            found.append([packet.type])
+            answered = False
+        else:
+            found[-1].append(packet.type)
+    return found
+
+
+def test_the_lock_costs_its_mkdir_before_the_scan_and_two_round_trips_after(
+    openssh: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deploy lock is taken (its MKDIR answered) before the listing starts, and its holder
+    is written while the trees are scanned; at the end, the holder is read at the size this run
+    wrote (its open, then its reads and close at once) and the lock removed; a run that had no
+    journal to repair and wrote none removes none."""
+    events = push_twice(openssh, tmp_path, monkeypatch)
+    root = openssh.path
+    lock = f"{root}/.sftpmirror-lock"
+    made = sent(events, FXP_MKDIR, lock)
+    listing = sent(events, FXP_OPENDIR, root)
+    assert answer_at(events, made) < events.index(listing)
+    holder = f"{lock}/holder.json".encode()
+    holder_renamed = next(  # (posix-rename of the holder's temporary)
+        p for p in events
+        if p.kind == "send" and p.type == FXP_EXTENDED and p.payload.endswith(holder)
+    )  # fmt: skip
+    assert events.index(listing) < answer_at(events, holder_renamed)
+    opens = [i for i, p in enumerate(events) if p.kind == "send" and p.type == FXP_OPEN
+             and p.payload[4 : 4 + len(holder)] == holder]  # fmt: skip
+    release = opens[-1]
+    removed = sent(events, FXP_RMDIR, lock)
+    # (the holder, a temporary of it a cut could have left, the lock)
+    assert trips(events, release, events.index(removed) + 1) == [
+        [FXP_OPEN],
+        [FXP_READ, FXP_READ, FXP_CLOSE],
+        [FXP_REMOVE, FXP_REMOVE, FXP_RMDIR],
+    ]
+    journal = f"{root}/.sftpmirror-journal".encode()
+    assert not [p for p in events if p.type == FXP_REMOVE and journal in p.payload]
