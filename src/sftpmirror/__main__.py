@@ -1,3 +1,3 @@
-from sftpmirror.cli.app import main
+from sftpmirror.cli import main
 
 main()

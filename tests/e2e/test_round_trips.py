@@ -5,8 +5,10 @@ timed."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
+import asyncssh
 import pytest
 from asyncssh.constants import (
     FXP_CLOSE,
@@ -20,6 +22,7 @@ from asyncssh.constants import (
     FXP_RMDIR,
 )
 
+from sftpmirror.transport._fastpath import surface
 from tests.conftest import Target
 from tests.e2e.helpers import Packet, record_sftp, run_cli
 
@@ -48,12 +51,24 @@ def deep_site(root: Path) -> Path:
     return root
 
 
-def push_twice(openssh: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Packet]:
-    """The deep site pushed, then pushed again with nothing to do: what the second one did."""
+def push_twice(
+    openssh: Target,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    between: Callable[[], None] | None = None,
+    wide: int = 0,
+) -> list[Packet]:
+    """The deep site (with ``wide`` more directories beside it) pushed, then pushed again with
+    nothing to do: what the second one did. ``between`` runs before the second push."""
     site = deep_site(tmp_path / "public")
+    for n in range(wide):
+        (site / f"w{n}").mkdir()
+        (site / f"w{n}" / "index.html").write_text(f"{n}\n")
     first = run_cli("push", str(site), openssh.url(), target=openssh)
     assert first.exit_code == 0, first.output
     events = record_sftp(monkeypatch)
+    if between is not None:
+        between()
     again = run_cli("push", "--json", str(site), openssh.url(), target=openssh)
     assert again.exit_code == 0, again.output
     summary, _ = json.JSONDecoder().raw_decode(again.output[again.output.index("{") :])
@@ -122,3 +137,30 @@ def test_the_lock_costs_its_mkdir_before_the_scan_and_two_round_trips_after(
     ]
     journal = f"{root}/.sftpmirror-journal".encode()
     assert not [p for p in events if p.type == FXP_REMOVE and journal in p.payload]
+
+
+@pytest.mark.parametrize("packing", [True, False], ids=["packed", "one-each"])
+def test_the_requests_of_a_turn_share_ssh_packets(
+    openssh: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, packing: bool
+) -> None:
+    """The SFTP requests written in one turn of the event loop go out in as few SSH packets as
+    they fit in (``_fastpath/packing.py``): a no-change push of the deep site sends a handful
+    of packets for its listing's requests, where asyncssh alone sends one SSH packet per
+    request (the second case, with the fast path switched off, shows that count)."""
+    if not packing:
+        monkeypatch.setenv(surface.SWITCH, "packing")
+    count = {"packets": 0}
+    send = asyncssh.connection.SSHConnection._send
+
+    def counting(self: asyncssh.connection.SSHConnection, data: bytes) -> None:
+        count["packets"] += 1
+        send(self, data)
+
+    monkeypatch.setattr(asyncssh.connection.SSHConnection, "_send", counting)
+    events = push_twice(openssh, tmp_path, monkeypatch, lambda: count.update(packets=0), wide=60)
+    requests = sum(p.kind == "send" for p in events)
+    assert requests > 250  # (65 directories: OPENDIR, two READDIRs, CLOSE each)
+    if packing:  # (the login's packets, and about one per round trip)
+        assert count["packets"] < requests / 4, (count, requests)
+    else:
+        assert count["packets"] > requests, (count, requests)

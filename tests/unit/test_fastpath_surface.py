@@ -69,3 +69,14 @@ def test_a_vanished_private_turns_its_feature_off(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(surface, "SURFACE", gone)
     assert surface.fingerprint("asyncssh.sftp:SFTPClientHandler.no_such_method") is None
     assert not surface.enabled("pipeline")
+
+
+def test_the_source_read_from_the_code_object_is_getsource_s() -> None:
+    """The fingerprints read a function's source from its code object's lines (no tokenizing):
+    the same text ``inspect.getsource`` gives, for every function of the table."""
+    import inspect
+
+    functions = [f for f in (surface.resolve(p.name) for p in surface.SURFACE) if callable(f)]
+    assert len(functions) > 30
+    for function in functions:
+        assert surface._source_of(function) == inspect.getsource(function), function

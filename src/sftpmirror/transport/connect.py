@@ -27,6 +27,7 @@ from sftpmirror.transport._fastpath.lean_packets import (
     quiet_packet_logs,
     skip_ignore_packets,
 )
+from sftpmirror.transport._fastpath.packing import pack_requests
 from sftpmirror.transport._fastpath.write_batching import batch_writes
 from sftpmirror.transport.auth import PASSWORD_METHODS, PUBLICKEY, ConnectOptions, method_order
 from sftpmirror.transport.diagnose import auth_failure, connect_failure, no_sftp
@@ -303,6 +304,7 @@ async def open_sftp(conn: asyncssh.SSHClientConnection) -> AsyncIterator[asyncss
         raise ConnectError(f"SFTP session failed: {e.reason}") from None
     if fastpath.enabled("lean"):
         lean_sftp(sftp)
+    pack_requests(sftp)
     try:
         yield sftp
     finally:
