@@ -223,18 +223,27 @@ def test_dry_run_takes_no_lock(target: Target, tmp_path: Path) -> None:
     assert MANIFEST not in {p.name for p in target.disk.iterdir()}
 
 
+@pytest.mark.parametrize("cut", ["before-the-holder", "while-writing-it"])
 def test_a_lock_left_without_its_holder_is_recovered(
-    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cut: str
 ) -> None:
     """A cut right after the lock was made, before its holder was written: it waited for
     --break-lock forever. Seen without a holder for HOLDERLESS seconds (shortened here), it
-    is a dead run's."""
+    is a dead run's. A cut while the holder was being written (its temporary made, not yet
+    renamed) left a lock the next run took over but could not remove ("remove it by hand"),
+    kept beside the site from then on: the temporary's name is now known."""
     monkeypatch.setattr(lock, "HOLDERLESS", 0.5)
     monkeypatch.setattr(lock, "POLL", 0.1)
     (target.disk / lock.NAME).mkdir()
     os.chown(target.disk / lock.NAME, *_owner(target))
+    if cut == "while-writing-it":
+        partial = target.disk / lock.NAME / temp_name(lock.HOLDER, lock.HOLDER_TAG)
+        partial.write_bytes(b'{"token": "cut')
+        os.chown(partial, *_owner(target))
     site = make_site(tmp_path / "site")
     result = run_cli("push", str(site), target.url(), target=target)
     assert result.exit_code == 0, result.output
     assert "taking over the deploy lock of a run that never said who it is" in result.output
+    assert "remove it by hand" not in result.output
+    assert not [p.name for p in target.disk.iterdir() if p.name.startswith(lock.NAME)]
     assert_same_tree(site, target.disk)

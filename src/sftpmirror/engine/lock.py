@@ -40,6 +40,9 @@ POLL = 1.0  # seconds between tries while waiting for the lock
 HOLDERLESS = 5.0  # a lock with no holder written for this long was made by a run that died
 MAX_TAKEOVERS = 3  # a lock taken over this often in one acquire and still not ours: stop
 MAX_HOLDER_BYTES = 64 << 10
+# The holder is written at a temporary name first: the same in every lock, so a run cut
+# between the two leaves a name the run that takes the lock over knows to remove.
+HOLDER_TAG = "0000000a"
 _RUNNING: set[str] = set()  # tokens of the runs of this process that hold a lock now
 CI_RUN_VARIABLES = ("GITHUB_RUN_ID", "CI_JOB_ID", "BUILD_ID", "CIRCLE_WORKFLOW_ID")
 
@@ -236,7 +239,7 @@ class DeployLock:
         entry = Entry(self.holder_path, Kind.FILE, len(data), int(time.time()), 0o600)
         # No mode of its own (the lock's directory is 0700): it is written before the server's
         # profile is known, and a server may refuse a mode given at creation.
-        async with self.tree.open_write(entry, perms=False, tag=self.token[:8]) as writer:
+        async with self.tree.open_write(entry, perms=False, tag=HOLDER_TAG) as writer:
             await writer.write(data, 0)
 
     async def _break(self) -> None:
@@ -275,7 +278,7 @@ class DeployLock:
         holder = await self._holder()
         if holder is not None and holder.get("token") != self.token:
             return  # not ours any more
-        await _remove_tree(self.tree, self.path, [self.token])
+        await _remove_tree(self.tree, self.path, [])
 
     async def release_quietly(self) -> None:
         """``release`` at the end of a run, whatever happened: if the connection is gone, the
@@ -286,8 +289,10 @@ class DeployLock:
 
 async def _remove_tree(tree: Tree, path: str, tokens: list[str]) -> bool:
     """Remove the lock directory and what can be in it: the holder, and a temporary of it
-    that a holder killed while rewriting it left (tagged with its token)."""
-    names = [HOLDER] + [temp_name(HOLDER, t[:8]) for t in tokens if len(t) >= 8]
+    that a holder killed while writing it left (``HOLDER_TAG``; tagged with its token by
+    earlier versions)."""
+    names = [HOLDER, temp_name(HOLDER, HOLDER_TAG)]
+    names += [temp_name(HOLDER, t[:8]) for t in tokens if len(t) >= 8]
     # All at once, the directory last: a server answers a session's requests in order.
     done = await asyncio.gather(
         *(tree.remove(Entry(posixpath.join(path, name), Kind.FILE)) for name in names),
