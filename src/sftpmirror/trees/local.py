@@ -358,7 +358,14 @@ class LocalTree:
                 if entry.kind is Kind.DIR and entry.depth >= MAX_DEPTH:
                     listing.unreadable[rel] = f"nested deeper than {MAX_DEPTH} levels: not read"
                 elif entry.kind is Kind.DIR:
-                    stack.append((rel, (*ancestors, os.path.realpath(item.path))))
+                    # A directory that is not a link is where its parent (ancestors[-1], a
+                    # real path) says: realpath() would lstat every component again.
+                    real = (
+                        os.path.realpath(item.path)
+                        if item.is_symlink()
+                        else os.path.join(ancestors[-1], item.name)
+                    )
+                    stack.append((rel, (*ancestors, real)))
         self._files = frozenset(p for p, e in listing.entries.items() if e.kind is Kind.FILE)
         self._fresh = fresh
         return listing
