@@ -14,6 +14,7 @@ from asyncssh.constants import (
     FXP_CLOSE,
     FXP_EXTENDED,
     FXP_HANDLE,
+    FXP_LSTAT,
     FXP_MKDIR,
     FXP_OPEN,
     FXP_OPENDIR,
@@ -164,3 +165,22 @@ def test_the_requests_of_a_turn_share_ssh_packets(
         assert count["packets"] < requests / 4, (count, requests)
     else:
         assert count["packets"] > requests, (count, requests)
+
+
+def test_the_manifest_is_read_ahead_at_its_listed_size(
+    openssh: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifest is read at the size its LSTAT gave: its two READs (the data, the end) go
+    out together, where asyncssh's read asked for 1 MiB in four READs, then for the rest of
+    the short answer, then for the end. With the holder's two, a no-change push reads four
+    times in all."""
+    events = push_twice(openssh, tmp_path, monkeypatch)
+    manifest = f"{openssh.path}/.sftpmirror-manifest.json.gz"
+    looked = sent(events, FXP_LSTAT, manifest)
+    opened = sent(events, FXP_OPEN, manifest)
+    assert answer_at(events, looked) < events.index(opened)
+    reads = [i for i, p in enumerate(events) if p.kind == "send" and p.type == FXP_READ]
+    assert len(reads) == 4, [events[i] for i in reads]
+    first, second = reads[:2]  # the manifest's (the holder's come at the end)
+    assert answer_at(events, opened) < first
+    assert not [p for p in events[first:second] if p.kind == "recv"]  # sent together

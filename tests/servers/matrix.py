@@ -62,11 +62,13 @@ class Servers:
 #: - disk-writes: a file being written is not on disk before its close (VFS buffering)
 #: - special-files: FIFOs and devices are not listed
 #: - symlinks: symbolic links are not listed as links
+#: - lstat: LSTAT follows a link (a link at the manifest's name reads as the file it names; the
+#:   listing, from READDIR, still shows links as links)
 LACKS: dict[str, frozenset[str]] = {
-    "proftpd": frozenset({"rename-over-link"}),
-    "proftpd-ignore-perms": frozenset({"rename-over-link", "modes"}),
-    "proftpd-ignore-times": frozenset({"rename-over-link", "mtimes"}),
-    "proftpd-no-chmod": frozenset({"rename-over-link", "modes"}),
+    "proftpd": frozenset({"lstat", "rename-over-link"}),
+    "proftpd-ignore-perms": frozenset({"lstat", "rename-over-link", "modes"}),
+    "proftpd-ignore-times": frozenset({"lstat", "rename-over-link", "mtimes"}),
+    "proftpd-no-chmod": frozenset({"lstat", "rename-over-link", "modes"}),
     "rclone": frozenset(
         {"modes", "strict-errors", "disk-writes", "special-files", "symlinks", "rename-over-link"}
     ),

@@ -684,6 +684,40 @@ def test_open_write_replaces_symlink_not_target(tree_env: TreeEnv) -> None:
     assert tree_env.temp_files() == []
 
 
+# -- file_type / kind_and_size -------------------------------------------------------------
+
+
+def test_kind_and_size_of_each_kind(tree_env: TreeEnv) -> None:
+    """What a path is and its size: a file's size is what it holds (the manifest, the journal
+    and the lock's holder are read ahead at it)."""
+    tree_env.write("page.html", b"x" * 1234)
+    tree_env.write("empty.txt", b"")
+    tree_env.mkdir("sub")
+    found = asyncio.run(_kinds(tree_env, ["page.html", "empty.txt", "sub", "missing", "sub/no"]))
+    assert found["page.html"] == ("file", 1234)
+    assert found["empty.txt"] == ("file", 0)
+    assert (found["sub"] or ("?",))[0] == "dir"
+    assert found["missing"] is None
+    assert found["sub/no"] is None
+
+
+@pytest.mark.needs("symlinks", "lstat")
+def test_kind_and_size_of_a_link_is_the_link_s(tree_env: TreeEnv) -> None:
+    tree_env.write("page.html", b"x" * 1234)
+    tree_env.symlink("alias", "page.html")
+    found = asyncio.run(_kinds(tree_env, ["alias"]))
+    assert (found["alias"] or ("?",))[0] == "symlink"
+
+
+async def _kinds(tree_env: TreeEnv, paths: list[str]) -> dict[str, tuple[str, int] | None]:
+    """``kind_and_size`` of each path; ``file_type`` agrees with it."""
+    async with tree_env.tree() as tree:
+        found = {path: await tree.kind_and_size(path) for path in paths}
+        for path, info in found.items():
+            assert await tree.file_type(path) == (info[0] if info else None)
+        return found
+
+
 # -- open_read -----------------------------------------------------------------------------
 
 

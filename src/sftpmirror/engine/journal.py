@@ -127,9 +127,10 @@ async def read(tree: Tree, path: str) -> Journaled | None:
     journal (or too large to be one) reads as an empty journal: nothing to repair, and the
     run that ends well removes it, as it removes its own."""
     try:
-        if await tree.file_type(path) != "file":
+        there = await tree.kind_and_size(path)
+        if there is None or there[0] != "file":
             return None
-        data = await read_bounded(tree, path, MAX_BYTES)
+        data = await read_bounded(tree, path, MAX_BYTES, min(there[1], MAX_BYTES + 1))
     except NotFound:
         return None
     found = parse(data) if data is not None else None

@@ -220,13 +220,14 @@ class ManifestStore:
         ``MAX_DECOMPRESSED`` inflated (a gzip bomb stops there), so reading one costs at most
         about that much memory, plus the records it holds."""
         try:
-            kind = await self.tree.file_type(self.path)
-            if kind is None:
+            found = await self.tree.kind_and_size(self.path)
+            if found is None:
                 return None, self._fallback("no manifest yet")
+            kind, size = found
             if kind != "file":
                 what = _NOT_A_FILE.get(kind, kind)
                 return None, self._fallback(f"manifest ignored: it is {what}, not a regular file")
-            data = await self._inflate()
+            data = await self._inflate(size)
         except NotFound:
             return None, self._fallback("no manifest yet")
         except TreeError as e:
@@ -238,13 +239,16 @@ class ManifestStore:
         except ValueError as e:
             return None, self._fallback(f"manifest ignored: {e}")
 
-    async def _inflate(self) -> bytearray:
+    async def _inflate(self, size: int) -> bytearray:
         """The manifest's gzip stream inflated, within the bounds; ValueError past them.
-        Inflated a MiB at a time into one buffer: memory is the bound, not twice it."""
+        Inflated a MiB at a time into one buffer: memory is the bound, not twice it. Read
+        ahead at the ``size`` listed (its reads and close at once), up to the bound."""
+        if size > MAX_COMPRESSED:
+            raise ValueError(f"larger than {MAX_COMPRESSED >> 20} MiB")
         inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
         out = bytearray()
         read = 0
-        async with self.tree.open_read(self.path) as reader:
+        async with self.tree.open_read(self.path, size) as reader:
             async for chunk in read_chunks(reader, HASH_CHUNK):
                 read += len(chunk)
                 if read > MAX_COMPRESSED:

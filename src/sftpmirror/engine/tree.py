@@ -220,6 +220,10 @@ class Tree(Protocol):
         """What ``path`` is, without following a link: "file", "dir", "symlink" or "other"
         (a FIFO, a device: opening one can block a server for good); None when missing."""
 
+    async def kind_and_size(self, path: str) -> tuple[str, int] | None:
+        """``file_type`` and the size it has (so a file of ours is read ahead at that size,
+        one round trip after its open)."""
+
     async def mkdir(self, entry: Entry, *, perms: bool) -> None:
         """Create the directory (``entry.path == ""``: the root, with its parents)."""
 

@@ -432,13 +432,17 @@ class LocalTree:
         return None
 
     async def file_type(self, path: str) -> str | None:
+        found = await self.kind_and_size(path)
+        return found[0] if found is not None else None
+
+    async def kind_and_size(self, path: str) -> tuple[str, int] | None:
         try:
             st = await asyncio.to_thread(os.lstat, self._full(path))
         except FileNotFoundError:
             return None
         except OSError as e:
             raise _tree_error(e) from None
-        return file_type_of(st.st_mode)
+        return file_type_of(st.st_mode), st.st_size
 
     async def mkdir(self, entry: Entry, *, perms: bool) -> None:
         with _mapped():

@@ -220,9 +220,13 @@ class MemoryTree:
         yield _Reader(self, path)
 
     async def file_type(self, path: str) -> str | None:
+        found = await self.kind_and_size(path)
+        return found[0] if found is not None else None
+
+    async def kind_and_size(self, path: str) -> tuple[str, int] | None:
         if path in self.files:
-            return "file"
-        return "dir" if path in self.dirs else None
+            return "file", len(self.files[path][0])
+        return ("dir", 0) if path in self.dirs else None
 
     async def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
         hashes: dict[str, str] = {}

@@ -382,11 +382,15 @@ class RemoteTree:
         return None
 
     async def file_type(self, path: str) -> str | None:
+        found = await self.kind_and_size(path)
+        return found[0] if found is not None else None
+
+    async def kind_and_size(self, path: str) -> tuple[str, int] | None:
         try:
             attrs = await self.session.lstat(self._full(path))
         except NotFound:
             return None
-        return file_type_of(attrs.mode)
+        return file_type_of(attrs.mode), attrs.size
 
     async def mkdir(self, entry: Entry, *, perms: bool) -> None:
         path = self._full(entry.path)
