@@ -15,7 +15,6 @@ import posixpath
 import secrets
 import stat
 import time
-from collections.abc import Coroutine
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -265,7 +264,7 @@ async def _login_directory(report: DoctorReport, session: Session) -> None:
     except TreeError as e:
         home = f"(the server cannot say: {e})"
     try:
-        names = await session.listdir("/", _no_spawn)
+        names = await session.listdir("/")
         top = sorted(n if isinstance(n, str) else repr(n) for n, *_ in names)
     except TreeError:
         top = []
@@ -375,10 +374,6 @@ async def _free_space(report: DoctorReport, session: Session, where: str) -> Non
         report.add("free-space", WARNING, detail, "free some space, or ask for a larger quota")
     else:
         report.add("free-space", OK, detail)
-
-
-def _no_spawn(close: Coroutine[None, None, None]) -> None:
-    close.close()  # doctor lists one directory: the close is not worth a task
 
 
 _LABELS = ("fix here:", "fix on the server:")

@@ -171,7 +171,7 @@ class _Session:
 
     lstat = stat
 
-    async def listdir(self, path: str, spawn: Any) -> list[Listed]:
+    async def listdir(self, path: str) -> list[Listed]:
         return list(self.tree[path])
 
 

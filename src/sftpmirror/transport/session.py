@@ -61,7 +61,6 @@ READ_TRY = 256 << 10
 # site). As much as the copy's two reads of 1 MiB in flight asked before, per file.
 READ_AHEAD = 2 << 20
 
-Spawn = Callable[[Coroutine[None, None, None]], object]
 
 #: SFTP extensions doctor asks about (asyncssh's ``_supports_<name>`` flags).
 EXTENSIONS = ("posix_rename", "statvfs", "fsync", "limits", "hardlink", "copy_data")
@@ -303,12 +302,12 @@ class Session:
         with self._mapped():
             return _attrs(await self._sftp.lstat(path))
 
-    async def listdir(self, path: str, spawn: Spawn) -> list[Listed]:
+    async def listdir(self, path: str) -> list[Listed]:
         """Every name in a directory but ``.`` and ``..``: (name as the server sent it, str
         where it is UTF-8 and bytes where not, mode with its file type bits, size, mtime)."""
         with self._mapped():
             if self._pipelined:
-                return await list_directory(self._sftp, path, spawn)
+                return await list_directory(self._sftp, path)
             # A bytes path: asyncssh gives the names undecoded too.
             return [
                 compact(name)

@@ -47,7 +47,7 @@ from sftpmirror.engine.tree import (
 )
 from sftpmirror.errors import RemoteError, SftpMirrorError
 from sftpmirror.transport.profile import probe_names
-from sftpmirror.transport.session import Listed, Session, Spawn, Writer
+from sftpmirror.transport.session import Listed, Session, Writer
 
 # A server out of file descriptors (sftp-server holds one per open file or directory) answers
 # an open with a bare "Failure". Opens that get one are tried again while other requests
@@ -203,7 +203,7 @@ class RemoteTree:
                     if (early := ahead.pop(rel_dir, None)) is not None:
                         names = await early
                     if names is None:  # (at most the tree's handle slots at once)
-                        names = await self._readdir(rel_dir, group.create_task)
+                        names = await self._readdir(rel_dir)
                     take(rel_dir, names)
                 finally:
                     walk.done_one()
@@ -259,7 +259,7 @@ class RemoteTree:
             attrs, own, names = await asyncio.gather(
                 self.session.stat(self._full("")),
                 self.session.lstat(self._full("")),
-                self._readdir("", group.create_task),
+                self._readdir(""),
                 return_exceptions=True,
             )
             if isinstance(attrs, NotFound):
@@ -322,18 +322,18 @@ class RemoteTree:
 
         async def early(path: str) -> list[Listed] | None:
             try:
-                return await self._readdir(path, group.create_task)
+                return await self._readdir(path)
             except (TreeError, SftpMirrorError):
                 return None
 
         for path in wanted:
             ahead[path] = group.create_task(early(path))
 
-    async def _readdir(self, rel_dir: str, spawn: Spawn) -> list[Listed]:
+    async def _readdir(self, rel_dir: str) -> list[Listed]:
         path = self._full(rel_dir)
         try:
             async with self._slots:
-                return await self._retry_busy(lambda: self.session.listdir(path, spawn))
+                return await self._retry_busy(lambda: self.session.listdir(path))
         except TreeError as e:
             raise RemoteError(f"cannot list {path}: {e}") from None
 

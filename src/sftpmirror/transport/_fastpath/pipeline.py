@@ -17,7 +17,7 @@ import asyncio
 import logging
 import struct
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any
 
@@ -41,8 +41,6 @@ from asyncssh.packet import SSHPacket, String
 from asyncssh.sftp import SFTPBadMessage, SFTPClientHandler
 
 from sftpmirror.transport._fastpath.bulk_writes import BulkWriter
-
-Spawn = Callable[[Coroutine[None, None, None]], object]
 
 _UINT32 = struct.Struct(">I").pack
 _REQUEST_HEAD = struct.Struct(">BI").pack  # packet type, request id
@@ -144,14 +142,19 @@ def _attrs_v3(data: bytes, pos: int, flags: int) -> tuple[int, int, int, int]:
     return size, mode, mtime, pos
 
 
-async def _readdir(handler: SFTPClientHandler, handle: bytes) -> tuple[list[Listed], bool]:
-    """One READDIR: its names and whether the server said they were the last (SFTP v6), or
-    the error asyncssh's ``readdir`` raises (``SFTPEOFError`` at the end of the list). The
-    request goes out as ``_make_request`` sends it; a v3 answer is decoded by
-    ``decode_names``, any other by asyncssh."""
-    waiter: asyncio.Future[tuple[int, SSHPacket]] = handler._loop.create_future()
+def _send_readdir(handler: SFTPClientHandler, handle: bytes) -> asyncio.Future[Any]:
+    """A READDIR sent as ``_make_request`` sends it; the future its answer resolves."""
+    waiter: asyncio.Future[Any] = handler._loop.create_future()
+    waiter.add_done_callback(_drop)  # (an answer left unread when the caller is cancelled)
     handler._send_request(FXP_READDIR, (String(handle),), waiter)
-    kind, packet = await waiter
+    return waiter
+
+
+def _names(handler: SFTPClientHandler, answer: tuple[int, SSHPacket]) -> tuple[list[Listed], bool]:
+    """One READDIR's answer: its names and whether the server said they were the last (SFTP
+    v6), or the error asyncssh's ``readdir`` raises (``SFTPEOFError`` at the end of the list).
+    A v3 answer is decoded by ``decode_names``, any other by asyncssh."""
+    kind, packet = answer
     if kind == FXP_NAME:
         if handler._version == 3:
             return decode_names(packet.get_remaining_payload()), False
@@ -163,13 +166,14 @@ async def _readdir(handler: SFTPClientHandler, handle: bytes) -> tuple[list[List
     raise SFTPBadMessage("Unexpected FX_OK response")
 
 
-async def list_directory(sftp: asyncssh.SFTPClient, path: str, spawn: Spawn) -> list[Listed]:
+async def list_directory(sftp: asyncssh.SFTPClient, path: str) -> list[Listed]:
     """Every name in a directory but ``.`` and ``..``, in two round trips where ``scandir()``
     takes four.
 
     READDIRs go out two at a time: most directories fit in one answer, and the second answer
-    is the end of the list, which ``scandir()`` asks for only after the first came back. The
-    CLOSE is handed to ``spawn`` and its answer not waited for.
+    is the end of the list, which ``scandir()`` asks for only after the first came back. Their
+    answers are awaited here, in turn, with no task each; the CLOSE goes out with no task
+    either, and its answer is not waited for.
     """
     handler = sftp._handler
     handle = await handler.opendir(sftp.compose_path(path))
@@ -177,30 +181,40 @@ async def list_directory(sftp: asyncssh.SFTPClient, path: str, spawn: Spawn) -> 
     try:
         at_end = False
         while not at_end:
-            answers = await asyncio.gather(
-                _readdir(handler, handle), _readdir(handler, handle), return_exceptions=True
-            )
-            for answer in answers:
-                if isinstance(answer, asyncssh.SFTPEOFError):
+            waiters = [_send_readdir(handler, handle), _send_readdir(handler, handle)]
+            error: Exception | None = None
+            for waiter in waiters:
+                try:
+                    names, last = _names(handler, await waiter)
+                except asyncssh.SFTPEOFError:
                     at_end = True
-                elif isinstance(answer, BaseException):
-                    raise answer
-                elif not at_end:
-                    names, last = answer
-                    found += names
-                    at_end = last
+                except Exception as e:  # the other's answer is still taken in
+                    error = error or e
+                else:
+                    if not at_end:
+                        found += names
+                        at_end = last
+            if error is not None:
+                raise error
     finally:
-        close = _close_quietly(handler, handle)
-        try:
-            spawn(close)
-        except RuntimeError:  # the scan is being torn down, and the session with it
-            close.close()
+        _close_unanswered(handler, handle)
     return found
 
 
-async def _close_quietly(handler: SFTPClientHandler, handle: bytes) -> None:
-    with suppress(asyncssh.Error, OSError):
-        await handler.close(handle)
+def _close_unanswered(handler: SFTPClientHandler, handle: bytes) -> None:
+    """A CLOSE sent as ``handler.close`` sends it; its answer (or the session's end) is taken
+    in and dropped."""
+    writer = handler._writer
+    if writer is None or writer.channel.is_closing():
+        return
+    waiter: asyncio.Future[Any] = handler._loop.create_future()
+    waiter.add_done_callback(_drop)
+    handler._send_request(FXP_CLOSE, (String(handle),), waiter)
+
+
+def _drop(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class WriteAhead:
