@@ -184,3 +184,27 @@ def test_the_manifest_is_read_ahead_at_its_listed_size(
     first, second = reads[:2]  # the manifest's (the holder's come at the end)
     assert answer_at(events, opened) < first
     assert not [p for p in events[first:second] if p.kind == "recv"]  # sent together
+
+
+def test_the_backup_area_is_made_in_one_round_trip(
+    openssh: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deploy that replaces a file five directories deep keeps the old one in its backup
+    area, whose directories (``files/a1``, ``files/a1/b1``, … ``files/a1/b1/c1/d1/e1``) are all
+    asked for at once, parents first (OpenSSH answers in order), not one level per round
+    trip; the backup's copy of the manifest is written meanwhile."""
+    site = deep_site(tmp_path / "public")
+    first = run_cli("push", str(site), openssh.url(), target=openssh)
+    assert first.exit_code == 0, first.output
+    (site / DEEP / "index.html").write_text("level 5, edited\n")
+    events = record_sftp(monkeypatch)
+    again = run_cli("push", str(site), openssh.url(), target=openssh)
+    assert again.exit_code == 0, again.output
+    backups = f"{openssh.path}/.sftpmirror-backups/".encode()
+    made = [p for p in events if p.kind == "send" and p.type == FXP_MKDIR and backups in p.payload
+            and b"/files/" in p.payload]  # fmt: skip
+    assert len(made) == 5, made  # files/a1 … files/a1/b1/c1/d1/e1 (files/ made with the area)
+    first_answer = min(answer_at(events, p) for p in made)
+    assert all(events.index(p) < first_answer for p in made)
+    kept = openssh.disk / ".sftpmirror-backups"
+    assert [p.read_text() for p in kept.glob(f"*/files/{DEEP}/index.html")] == ["level 5\n"]

@@ -207,9 +207,11 @@ class Backup:
         )
 
     async def start(self, before: Manifest, paths: Sequence[str] = ()) -> None:
-        """Make the backup area, with the directories ``paths`` (files the deploy may replace
-        or delete) will need: level by level, each level's at once (round trips: the depth,
-        not the number of directories); then keep ``before``."""
+        """Make the backup area, then at once keep ``before`` in it and make the directories
+        ``paths`` (files the deploy may replace or delete) will need: all of them asked for
+        at once, parents first (a server answers a session's requests in order: one round
+        trip), and level by level (each level's at once) those that failed, as they do where
+        a server runs requests out of order."""
         self.before = before
         await self._mkdirs(self.directory)
         wanted = {posixpath.dirname(self.file(p)) for p in paths}
@@ -218,16 +220,30 @@ class Backup:
             while directory and directory != self.directory and directory not in self._made:
                 levels.setdefault(directory.count("/"), set()).add(directory)
                 directory = posixpath.dirname(directory)
+        await asyncio.gather(self._make_levels(levels), self.manifest_store.save(before))
+
+    async def _make_levels(self, levels: dict[int, set[str]]) -> None:
+        ordered = [d for depth in sorted(levels) for d in sorted(levels[depth])]
+        done = await asyncio.gather(*map(self._mkdir_one, ordered), return_exceptions=True)
+        for result in done:
+            if isinstance(result, BaseException) and not isinstance(result, TreeError):
+                raise result
         for depth in sorted(levels):
-            await asyncio.gather(*(self._mkdir_one(d) for d in sorted(levels[depth])))
-        await self.manifest_store.save(before)
+            again = sorted(levels[depth] - self._made)
+            await asyncio.gather(*map(self._mkdir_one, again))
 
     async def _mkdir_one(self, directory: str) -> None:
         await ensure_dir(self.tree, directory, 0o700)
         self._made.add(directory)
 
     async def _mkdirs(self, path: str) -> None:
-        """``path`` and its parents, each made once."""
+        """``path`` and its parents, each made once: ``path`` is tried first (its parents are
+        there on every deploy but the first: one round trip), then each from the top."""
+        if path in self._made:
+            return
+        with contextlib.suppress(TreeError):
+            await self._mkdir_one(path)
+            return
         parts = path.split("/")
         for n in range(1, len(parts) + 1):
             sub = "/".join(parts[:n])

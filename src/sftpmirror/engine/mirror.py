@@ -260,30 +260,45 @@ async def _mirror(
             the_plan, src, dst, jobs=options.jobs, perms=options.perms, reporter=reporter,
             tag=tag, journal=writer, backup=backup, caps=caps,
         )  # fmt: skip
-        await _all(
-            ([writer.close()] if writer is not None else [])
-            + ([backup.finish()] if backup is not None else [])
-        )
     except BaseException:
         if writer is not None:
             await asyncio.shield(writer.abandon())
         raise
+    saved = [True]
+
+    async def save_manifest() -> None:
+        if store is None:
+            return
+        with _collector_paused():
+            new = manifest.after_run(src_listing, dst_listing, the_plan, report, on_server)
+        if on_server is None or new.files != on_server.files:
+            try:
+                await store.save(new)
+            except RemoteError as e:
+                saved[0] = False
+                reporter.warning(f"{e}; the next run compares by size and mtime")
+
     try:
-        saved = True
-        if store is not None:
-            with _collector_paused():
-                new = manifest.after_run(src_listing, dst_listing, the_plan, report, on_server)
-            if on_server is None or new.files != on_server.files:
-                try:
-                    await store.save(new)
-                except RemoteError as e:
-                    saved = False
-                    reporter.warning(f"{e}; the next run compares by size and mtime")
-        if state is not None and saved and not report.failures:
-            if history is not None and backup is not None:
-                await _record(history, backup, deploy_id, report, state, reporter)
-            if writer is not None or found is not None:  # (none there: no round trip)
-                await journal.remove(dst, state.journal_path)
+        # At once: the journal's last lines and close, the backup's index, the new manifest
+        # (each is complete on its own; the history names the backup only once all are in).
+        # Then at once: the deploy in the history, and the journal (now in the manifest) gone.
+        try:
+            await _all(
+                ([writer.close()] if writer is not None else [])
+                + ([backup.finish()] if backup is not None else [])
+                + [save_manifest()]
+            )
+        except BaseException:
+            if writer is not None:
+                await asyncio.shield(writer.abandon())
+            raise
+        if state is not None and saved[0] and not report.failures:
+            await _all(
+                ([_record(history, backup, deploy_id, report, state, reporter)]
+                 if history is not None and backup is not None else [])
+                + ([journal.remove(dst, state.journal_path)]
+                   if writer is not None or found is not None else [])  # (none: no round trip)
+            )  # fmt: skip
     except SftpMirrorError as e:  # a cut after the copies: they count (F16)
         if e.done is None:
             e.done = report
