@@ -231,3 +231,18 @@ def record_sftp(monkeypatch: pytest.MonkeyPatch) -> list[Packet]:
 
     monkeypatch.setattr(asyncssh.SSHClientConnection, "start_sftp_client", start_recorded)
     return events
+
+
+def trips(events: list[Packet], start: int, end: int) -> list[list[int]]:
+    """The requests from ``start`` to ``end``, one list per run no answer came between."""
+    found: list[list[int]] = []
+    answered = True
+    for packet in events[start:end]:
+        if packet.kind == "recv":
+            answered = True
+        elif answered:
+            found.append([packet.type])
+            answered = False
+        else:
+            found[-1].append(packet.type)
+    return found

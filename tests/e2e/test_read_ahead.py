@@ -17,7 +17,7 @@ from asyncssh.constants import FXP_CLOSE, FXP_OPEN, FXP_READ
 from sftpmirror.transport import session as session_module
 from sftpmirror.transport._fastpath import surface
 from tests.conftest import Target
-from tests.e2e.helpers import Packet, record_sftp, run_cli
+from tests.e2e.helpers import Packet, record_sftp, run_cli, trips
 
 FILES = {
     "empty.txt": b"",
@@ -42,18 +42,7 @@ def downloads(events: list[Packet], names: list[str]) -> dict[str, list[list[int
     bounds = [*sorted(opens), len(events)]
     found: dict[str, list[list[int]]] = {}
     for name, start in zip(names, opens, strict=True):
-        end = bounds[bounds.index(start) + 1]
-        trips: list[list[int]] = []
-        answered = True
-        for kind, pkttype, _, _ in events[start:end]:
-            if kind == "recv":
-                answered = True
-            elif answered:
-                trips.append([pkttype])
-                answered = False
-            else:
-                trips[-1].append(pkttype)
-        found[name] = trips
+        found[name] = trips(events, start, bounds[bounds.index(start) + 1])
     return found
 
 

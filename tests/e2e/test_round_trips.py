@@ -25,7 +25,7 @@ from asyncssh.constants import (
 
 from sftpmirror.transport._fastpath import surface
 from tests.conftest import Target
-from tests.e2e.helpers import Packet, record_sftp, run_cli
+from tests.e2e.helpers import Packet, record_sftp, run_cli, trips
 
 DEEP = "a1/b1/c1/d1/e1"
 
@@ -90,21 +90,6 @@ def test_the_listing_goes_ahead_of_the_walk(
     grandparent = sent(events, FXP_OPENDIR, f"{root}/a1/b1/c1")
     assert events.index(deepest) < answer_at(events, grandparent)
     assert events[answer_at(events, deepest)].type == FXP_HANDLE
-
-
-def trips(events: list[Packet], start: int, end: int) -> list[list[int]]:
-    """The requests from ``start`` to ``end``, one list per run no answer came between."""
-    found: list[list[int]] = []
-    answered = True
-    for packet in events[start:end]:
-        if packet.kind == "recv":
-            answered = True
-        elif answered:
-            found.append([packet.type])
-            answered = False
-        else:
-            found[-1].append(packet.type)
-    return found
 
 
 def test_the_lock_costs_its_mkdir_before_the_scan_and_two_round_trips_after(

@@ -272,9 +272,8 @@ class DeployLock:
         if not self.held:
             return
         self.held = False
-        if self._writing is not None:  # (else its rename could land after the removals)
-            with contextlib.suppress(TreeError, SftpMirrorError):
-                await self.written()
+        with contextlib.suppress(TreeError, SftpMirrorError):
+            await self.written()  # (else the holder's rename could land after the removals)
         holder = await self._holder()
         if holder is not None and holder.get("token") != self.token:
             return  # not ours any more

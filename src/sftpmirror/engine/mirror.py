@@ -8,14 +8,15 @@ trees do), and its errors are the Tree error contract's.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sftpmirror.defaults import DEFAULT_JOBS as DEFAULT_JOBS
 from sftpmirror.defaults import DEFAULT_KEEP, DEFAULT_MANIFEST, DEFAULT_PROTECT, PAGE_SUFFIXES
@@ -63,6 +64,27 @@ class MirrorOptions:
 DEFAULTS = MirrorOptions()
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _unfreezing(
+    run: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """``run``, then what ``_collector_paused`` set aside given back to the collector (a
+    library caller's process gets it back however the run ends)."""
+
+    @functools.wraps(run)
+    async def unfreezing(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await run(*args, **kwargs)
+        finally:
+            gc.unfreeze()
+
+    return unfreezing
+
+
+@_unfreezing
 async def mirror(
     src: Tree,
     dst: Tree,
@@ -84,26 +106,6 @@ async def mirror(
     before the scan to the end, and the journal of a run that stopped is read and repaired.
     ``after`` runs once the push went well, still under the lock (a release goes live).
     """
-    try:
-        return await _locked(
-            src, dst, options, reporter, missing_source, manifest_store, manifest_side, state,
-            after,
-        )  # fmt: skip
-    finally:
-        gc.unfreeze()  # (what _collector_paused set aside, back to the collector)
-
-
-async def _locked(
-    src: Tree,
-    dst: Tree,
-    options: MirrorOptions,
-    reporter: Reporter,
-    missing_source: type[SftpMirrorError],
-    manifest_store: ManifestStore | None,
-    manifest_side: str,
-    state: DeployState | None,
-    after: Callable[[Report], Awaitable[None]] | None,
-) -> tuple[Plan, Report]:
     if state is None or options.dry_run:
         return await _mirror(src, dst, options, reporter, missing_source, manifest_store,
                              manifest_side, state)  # fmt: skip
@@ -284,9 +286,10 @@ async def _mirror(
         if writer is not None:
             await asyncio.shield(writer.abandon())
         raise
-    saved = [True]
+    saved = True
 
     async def save_manifest() -> None:
+        nonlocal saved
         if store is None:
             return
         with _collector_paused():
@@ -295,7 +298,7 @@ async def _mirror(
             try:
                 await store.save(new)
             except RemoteError as e:
-                saved[0] = False
+                saved = False
                 reporter.warning(f"{e}; the next run compares by size and mtime")
 
     try:
@@ -312,7 +315,7 @@ async def _mirror(
             if writer is not None:
                 await asyncio.shield(writer.abandon())
             raise
-        if state is not None and saved[0] and not report.failures:
+        if state is not None and saved and not report.failures:
             await _all(
                 ([_record(history, backup, deploy_id, report, state, reporter)]
                  if history is not None and backup is not None else [])

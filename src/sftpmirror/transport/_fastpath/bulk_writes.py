@@ -113,10 +113,10 @@ class _ChannelFlush:
 
     def _seal(self, pieces: list[Any], size: int) -> bool:
         """Send one channel data packet sealed with AES-GCM; False if asyncssh must send it."""
-        conn = self._conn
-        keys = conn._send_encryption
         if not self._sealing:
             return False
+        conn = self._conn
+        keys = conn._send_encryption
         if keys is not self._keys:  # the first packet, or new keys after a key exchange
             self._keys = keys
             self._aes = AESGCM(keys._cipher._key) if type(keys) is GCMEncryption else None
