@@ -88,6 +88,27 @@ def test_scan_empty_root(tree_env: TreeEnv) -> None:
     assert listing.warnings == []
 
 
+def test_scan_shares_one_int_per_mode_and_per_mtime(tree_env: TreeEnv) -> None:
+    """Ints above 256 are objects of their own: a scan takes equal modes and mtimes from one
+    table (engine/interned.py), or 100,000 files would hold 100,000 copies of 0o644."""
+    for name in ("a", "b"):
+        tree_env.mkdir(name, mode=0o755, mtime=T0)
+        tree_env.write(f"{name}/index.html", b"x", mode=0o644, mtime=T0 + 7)
+        os.utime(tree_env.path(name), (T0, T0))  # (the write moved it)
+
+    async def body() -> Listing:
+        async with tree_env.tree() as tree:
+            return await scan(tree)
+
+    entries = asyncio.run(body()).entries
+    (a, b), (da, db) = (entries[f"{n}/index.html"] for n in "ab"), (entries["a"], entries["b"])
+    assert (a.mode, a.mtime, da.mode, da.mtime) == (0o644, T0 + 7, 0o755, T0)
+    assert a.mode is b.mode
+    assert a.mtime is b.mtime
+    assert da.mode is db.mode
+    assert da.mtime is db.mtime
+
+
 def test_scan_missing_root(tree_env: TreeEnv) -> None:
     tree_env.write("present.txt", b"x")  # the parent exists and is not empty
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from sftpmirror.defaults import DEFAULT_MANIFEST
 from sftpmirror.engine.hashing import HASH_CHUNK
+from sftpmirror.engine.interned import shared_mtime
 from sftpmirror.engine.model import Entry, Kind, Listing, Op, Plan, Report
 from sftpmirror.engine.tree import NotFound, Tree, TreeError, read_chunks
 from sftpmirror.errors import RemoteError
@@ -97,7 +98,7 @@ class Manifest:
             ):
                 raise ValueError(f"bad manifest entry for {path!r}")
             # (the path interned: the listings' paths are, so one string serves all three)
-            files[intern(path)] = Record(size, mtime, sha256)
+            files[intern(path)] = Record(size, shared_mtime(mtime), sha256)
         return cls(files)
 
 
@@ -123,7 +124,7 @@ def apply(listing: Listing, manifest: Manifest) -> int:
         else:
             drifted += 1
     listing.hashes_known = True
-    listing.owned = set(manifest.files)
+    listing.owned = manifest.files.keys()  # (a view: no second table of 100,000 paths)
     return drifted
 
 

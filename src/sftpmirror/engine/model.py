@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 from collections import Counter
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -74,7 +75,7 @@ class Listing:
     root_exists: bool = True
     hashes_known: bool = False
     unverified: set[str] = field(default_factory=set)  # records vouching size and mtime only
-    owned: set[str] | None = None  # files the manifest says we deployed (None: no manifest)
+    owned: AbstractSet[str] | None = None  # files the manifest says we deployed (None: none)
     stale: list[Entry] = field(default_factory=list)  # our temporaries left by a crashed run
     refused: dict[str, Refused] = field(default_factory=dict)  # names no tree may deploy
     root_link: str | None = None  # the root is a symbolic link holding this

@@ -14,14 +14,15 @@ import logging
 import os
 import stat
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, KeysView, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
-from stat import S_IMODE, S_ISREG
+from stat import S_ISREG
 from sys import intern
 from typing import TypeVar
 
+from sftpmirror.engine.interned import PERMS, shared_mtime
 from sftpmirror.engine.model import Entry, Kind, Listing, Refused
 from sftpmirror.engine.tree import (
     FULL,
@@ -199,7 +200,7 @@ class LocalTree:
         self.follow_symlinks = follow_symlinks
         self.names = Names()
         self.hash_cache = HashCache.of(root) if hash_cache else None
-        self._files: frozenset[str] | None = None  # those of the last scan
+        self._files: KeysView[str] | None = None  # the paths of the last scan
         # Files whose stat at the last scan was the one the hash cache holds: known without
         # another stat (the hash matches the size and mtime the scan listed).
         self._fresh: set[str] = set()
@@ -332,8 +333,9 @@ class LocalTree:
                         st = None
                     if st is not None and S_ISREG(st.st_mode):
                         entry = Entry(
-                            rel, Kind.FILE, st.st_size, int(st.st_mtime), S_IMODE(st.st_mode)
-                        )
+                            rel, Kind.FILE, st.st_size, shared_mtime(int(st.st_mtime)),
+                            PERMS[st.st_mode & 0o7777],
+                        )  # fmt: skip
                         if excludes(rel, False):
                             excluded.add(rel)
                             continue
@@ -366,7 +368,7 @@ class LocalTree:
                         else os.path.join(ancestors[-1], item.name)
                     )
                     stack.append((rel, (*ancestors, real)))
-        self._files = frozenset(p for p, e in listing.entries.items() if e.kind is Kind.FILE)
+        self._files = listing.entries.keys()  # (a view: no second table of 100,000 paths)
         self._fresh = fresh
         return listing
 
@@ -423,11 +425,11 @@ class LocalTree:
         except OSError as e:
             listing.unreadable[rel] = f"cannot read: {e.strerror}"
             return None
-        mode = stat.S_IMODE(st.st_mode)
+        mode, when = PERMS[st.st_mode & 0o7777], shared_mtime(int(st.st_mtime))
         if stat.S_ISDIR(st.st_mode):
-            return Entry(rel, Kind.DIR, mtime=int(st.st_mtime), mode=mode)
+            return Entry(rel, Kind.DIR, mtime=when, mode=mode)
         if stat.S_ISREG(st.st_mode):
-            return Entry(rel, Kind.FILE, size=st.st_size, mtime=int(st.st_mtime), mode=mode)
+            return Entry(rel, Kind.FILE, size=st.st_size, mtime=when, mode=mode)
         listing.warnings.append(f"{rel}: not a regular file or directory, skipped")
         return None
 

@@ -15,12 +15,13 @@ import posixpath
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
-from stat import S_IMODE, S_ISDIR, S_ISREG
+from stat import S_ISDIR, S_ISREG
 from sys import intern
 from typing import Any, TypeVar
 
 from sftpmirror.engine.concurrency import run_pool, task_group
 from sftpmirror.engine.hashing import HASH_CHUNK
+from sftpmirror.engine.interned import PERMS, shared_mtime
 from sftpmirror.engine.model import Entry, Kind, Listing, Refused
 from sftpmirror.engine.tree import (
     FULL,
@@ -232,10 +233,11 @@ class RemoteTree:
                         and (S_ISREG(mode) or S_ISDIR(mode))
                     ):
                         seen.add(filename)
+                        when, perm = shared_mtime(mtime), PERMS[mode & 0o7777]
                         if S_ISREG(mode):
-                            child = Entry(rel, Kind.FILE, size, mtime, S_IMODE(mode))
+                            child = Entry(rel, Kind.FILE, size, when, perm)
                         else:
-                            child = Entry(rel, Kind.DIR, 0, mtime, S_IMODE(mode))
+                            child = Entry(rel, Kind.DIR, 0, when, perm)
                     else:
                         found = self._entry(rel_dir, filename, mode, size, mtime, seen, listing)
                         if found is None:
@@ -373,9 +375,9 @@ class RemoteTree:
         if listing.twin(rel):
             return None
         if stat.S_ISREG(mode):
-            return Entry(rel, Kind.FILE, size, mtime, stat.S_IMODE(mode))
+            return Entry(rel, Kind.FILE, size, shared_mtime(mtime), PERMS[mode & 0o7777])
         if stat.S_ISDIR(mode):
-            return Entry(rel, Kind.DIR, 0, mtime, stat.S_IMODE(mode))
+            return Entry(rel, Kind.DIR, 0, shared_mtime(mtime), PERMS[mode & 0o7777])
         if stat.S_ISLNK(mode):
             return Entry(rel, Kind.SYMLINK, mtime=mtime)
         listing.warnings.append(f"{rel}: not a regular file, directory or link, skipped")

@@ -186,8 +186,13 @@ async def list_directory(sftp: asyncssh.SFTPClient, path: str) -> list[Listed]:
             for waiter in waiters:
                 try:
                     names, last = _names(handler, await waiter)
-                except asyncssh.SFTPEOFError:
+                except asyncssh.SFTPEOFError as eof:
                     at_end = True
+                    # asyncssh raises it from a local: its traceback holds that frame, the
+                    # frame holds it, and the frames above hold ``found``. Cut here, the
+                    # cycle goes at once; left, each directory's names waited for the
+                    # collector, which a scan pauses (+22 MiB at 100,000 files).
+                    eof.__traceback__ = None
                 except Exception as e:  # the other's answer is still taken in
                     error = error or e
                 else:
