@@ -109,6 +109,24 @@ def test_scan_shares_one_int_per_mode_and_per_mtime(tree_env: TreeEnv) -> None:
     assert da.mtime is db.mtime
 
 
+def test_hash_files_gives_back_the_known_string_where_it_is_the_hash(tree_env: TreeEnv) -> None:
+    """``known`` (a manifest's hashes): an equal hash comes back as that very string, so two
+    sides share one; a different one is never taken for it."""
+    tree_env.write("same.html", b"same\n")
+    tree_env.write("other.html", b"other\n")
+    real = {n: hashlib.sha256(tree_env.read(n)).hexdigest() for n in ("same.html", "other.html")}
+    known = {"same.html": "".join(list(real["same.html"])), "other.html": "0" * 64}
+    assert known["same.html"] is not real["same.html"]
+
+    async def body() -> dict[str, str]:
+        async with tree_env.tree() as tree:
+            return await tree.hash_files(["same.html", "other.html", "gone.html"], known)
+
+    hashed = asyncio.run(body())
+    assert hashed == real
+    assert hashed["same.html"] is known["same.html"]
+
+
 def test_scan_missing_root(tree_env: TreeEnv) -> None:
     tree_env.write("present.txt", b"x")  # the parent exists and is not empty
 

@@ -13,7 +13,7 @@ import re
 import stat
 import tracemalloc
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -984,9 +984,11 @@ class CountingTree(LocalTree):
         self.cheap_hashes = cheap
         self.asked: list[str] = []
 
-    async def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
+    async def hash_files(
+        self, paths: Sequence[str], known: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
         self.asked.extend(paths)
-        return await super().hash_files(paths)
+        return await super().hash_files(paths, known)
 
 
 def run_fill(

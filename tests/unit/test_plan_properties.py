@@ -8,13 +8,14 @@ count as content that is never removed), nothing is removed that is not there.
 
 from __future__ import annotations
 
+import tracemalloc
 from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sftpmirror.engine.model import Entry, Kind, Listing, Op, Plan
-from sftpmirror.engine.plan import PlanOptions, plan, same_file
+from sftpmirror.engine.plan import PlanOptions, _case_collisions, plan, same_file
 
 NAMES = ("a", "b", "c.html")
 MAX_DEPTH = 3
@@ -246,3 +247,30 @@ def test_excluded_paths_and_source_links_are_respected(
                 prefix = path + "/"
                 assert entry.kind is Kind.DIR, f"{path}: left behind by --delete"
                 assert any(x.startswith(prefix) for x in dst.excluded), path
+
+
+# Letters whose folds meet: ß and ẞ (ss), long s, the Kelvin sign (k), dotted capital I.
+FOLDING = "aAbBß/\u1e9e\u017fsSK\u212ak\u0130i"
+
+
+@given(st.lists(st.text(alphabet=FOLDING, min_size=1, max_size=4), unique=True, max_size=8))
+def test_case_collisions_are_found_as_by_folding_every_path(paths: list[str]) -> None:
+    listing = Listing()
+    for path in paths:
+        listing.add(Entry(path, Kind.FILE))
+    alike = len({p.casefold() for p in paths}) != len(paths)
+    assert bool(_case_collisions(listing)) == alike
+
+
+def test_case_collisions_fold_only_the_paths_that_change() -> None:
+    listing = Listing()
+    for n in range(100_000):
+        listing.add(Entry(f"d{n // 100:04d}/page-{n:06d}.html", Kind.FILE))
+    tracemalloc.start()
+    try:
+        found = _case_collisions(listing)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert found == []
+    assert peak < 1 << 20  # (a fold of each path was 10 MB)

@@ -9,10 +9,10 @@ Only the ``rwx`` bits are set on the other side, so set-id and sticky bits are r
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from sftpmirror.defaults import DEFAULT_CHMOD as DEFAULT_CHMOD
-from sftpmirror.engine.model import Kind, Listing
+from sftpmirror.engine.model import Entry, Kind, Listing
 from sftpmirror.errors import UsageError
 
 _WHO = {"u": 0o700, "g": 0o070, "o": 0o007}
@@ -122,4 +122,6 @@ def apply_to(listing: Listing, rules: ChmodRules) -> None:
             if (mode := made.get(key)) is None:
                 mode = made[key] = rules.apply(entry.mode, is_dir=is_dir)
             if mode != entry.mode:
-                listing.entries[path] = replace(entry, mode=mode)
+                listing.entries[path] = Entry(
+                    path, entry.kind, entry.size, entry.mtime, mode, entry.sha256
+                )  # (dataclasses.replace costs three times as much: once per file at umask 002)

@@ -112,7 +112,7 @@ def apply(listing: Listing, manifest: Manifest) -> int:
     Returns how many files drifted from their record."""
     drifted = 0
     entries, records, file = listing.entries, manifest.files, Kind.FILE
-    for path, entry in list(entries.items()):
+    for path, entry in entries.items():  # (a value replaced: the dict's size never changes)
         record = records.get(path)
         if record is None or entry.kind is not file:
             continue

@@ -429,9 +429,11 @@ async def _hash_ahead(
         and record.size == entry.size
     ]
     entries, records = listing.entries, old.files
-    for path, digest in (await local.hash_files(wanted)).items():
-        if (record := records.get(path)) is not None and record.sha256 == digest:
-            digest = record.sha256  # the manifest's text: one string for both sides, not two
+    # Where the hash is the manifest's, its text comes back: one string for both sides.
+    known = {p: digest for p in wanted if (digest := records[p].sha256) is not None}
+    hashed = await local.hash_files(wanted, known)
+    del known
+    for path, digest in hashed.items():
         entries[path] = entries[path].with_sha256(digest)
 
 
@@ -471,7 +473,9 @@ async def fill_hashes(
         else:
             continue
         wanted = [p for p in wanted if mine.entries[p].sha256 is None]
-        hashed = await tree.hash_files(wanted)
+        known = {p: digest for p in wanted if (digest := other.entries[p].sha256) is not None}
+        hashed = await tree.hash_files(wanted, known)
+        del known
         for path, digest in hashed.items():
             mine.entries[path] = mine.entries[path].with_sha256(digest)
         if verify and not tree.cheap_hashes:

@@ -197,8 +197,14 @@ def plan(src: Listing, dst: Listing, options: PlanOptions = PlanOptions()) -> Pl
 
 def _case_collisions(listing: Listing) -> list[str]:
     """Paths that differ only in case: one server filesystem (case-insensitive) holds one."""
-    if len({path.casefold() for path in listing.entries}) == len(listing.entries):
-        return []  # (every path folds to a path of its own: none to look for)
+    entries = listing.entries
+    # Two paths that are their own fold are two keys, so never alike: only the paths that
+    # fold to something else are folded and kept (none, on most sites; a set of every path's
+    # fold was 10 MB at 100,000 files, at the run's peak). With their folds all different and
+    # none of them a path of the listing, no two paths fold alike.
+    folds = [fold for path in entries if (fold := path.casefold()) != path]
+    if len(set(folds)) == len(folds) and not any(fold in entries for fold in folds):
+        return []
     seen: dict[str, str] = {}
     found = []
     for path in sorted(listing.entries):

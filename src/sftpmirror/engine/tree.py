@@ -29,7 +29,7 @@ import re
 import secrets
 import stat
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -241,8 +241,12 @@ class Tree(Protocol):
         """``size``: the file's listed size, where known (a server's read size is learned on
         a large file)."""
 
-    async def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
-        """SHA-256 of each file that could be read (the others are left out)."""
+    async def hash_files(
+        self, paths: Sequence[str], known: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """SHA-256 of each file that could be read (the others are left out). ``known``: the
+        hashes the caller holds already (a manifest's), by path: where a file's hash is the one
+        known, that very string comes back, not an equal copy (``hashing.as_known``)."""
 
     def open_write(
         self,

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
+from sftpmirror.engine.hashing import as_known
 from sftpmirror.engine.model import Entry, Kind, Listing
 from sftpmirror.engine.tree import (
     FULL,
@@ -228,7 +229,9 @@ class MemoryTree:
             return "file", len(self.files[path][0])
         return ("dir", 0) if path in self.dirs else None
 
-    async def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
+    async def hash_files(
+        self, paths: Sequence[str], known: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
         hashes: dict[str, str] = {}
         for path in paths:
             try:
@@ -236,7 +239,8 @@ class MemoryTree:
             except TreeError:
                 continue
             if path in self.files:
-                hashes[path] = hashlib.sha256(self.files[path][0]).hexdigest()
+                digest = hashlib.sha256(self.files[path][0]).hexdigest()
+                hashes[path] = as_known(path, digest, known)
         return hashes
 
     async def rename(self, old: str, new: str) -> None:

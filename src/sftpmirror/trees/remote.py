@@ -13,14 +13,14 @@ import hashlib
 import logging
 import posixpath
 import stat
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from stat import S_ISDIR, S_ISREG
 from sys import intern
 from typing import Any, TypeVar
 
 from sftpmirror.engine.concurrency import run_pool, task_group
-from sftpmirror.engine.hashing import HASH_CHUNK
+from sftpmirror.engine.hashing import HASH_CHUNK, as_known
 from sftpmirror.engine.interned import PERMS, shared_mtime
 from sftpmirror.engine.model import Entry, Kind, Listing, Refused
 from sftpmirror.engine.tree import (
@@ -167,7 +167,9 @@ class RemoteTree:
             self._retry_failures = False
             raise
 
-    async def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
+    async def hash_files(
+        self, paths: Sequence[str], known: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
         """Download and hash (``--verify``): the server has no shell to hash for us."""
         hashes: dict[str, str] = {}
 
@@ -179,7 +181,7 @@ class RemoteTree:
                         digest.update(data)
             except TreeError:
                 return
-            hashes[path] = digest.hexdigest()
+            hashes[path] = as_known(path, digest.hexdigest(), known)
 
         await run_pool(paths, one, self.session.profile.max_handles)
         return hashes
