@@ -14,7 +14,7 @@ def as_known(path: str, digest: str, known: Mapping[str, str] | None) -> str:
     """``digest``, or the equal string ``known`` holds for ``path``: one object for both sides
     (a manifest's 100,000 hashes are 11 MB; a second copy of each was the peak of a no-change
     run)."""
-    if known is not None and (given := known.get(path)) == digest and given is not None:
+    if known is not None and (given := known.get(path)) == digest:
         return given
     return digest
 

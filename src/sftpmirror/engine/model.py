@@ -39,6 +39,10 @@ class Entry:
         of its cost (a no-change run makes one per file on each side)."""
         return Entry(self.path, self.kind, self.size, self.mtime, self.mode, sha256)
 
+    def with_mode(self, mode: int) -> Entry:
+        """This entry with other permission bits (``--chmod``), as cheaply as ``with_sha256``."""
+        return Entry(self.path, self.kind, self.size, self.mtime, mode, self.sha256)
+
     @property
     def parent(self) -> str:
         return posixpath.dirname(self.path)
@@ -75,7 +79,8 @@ class Listing:
     root_exists: bool = True
     hashes_known: bool = False
     unverified: set[str] = field(default_factory=set)  # records vouching size and mtime only
-    owned: AbstractSet[str] | None = None  # files the manifest says we deployed (None: none)
+    # files the manifest says we deployed (None: no manifest)
+    owned: AbstractSet[str] | None = None
     stale: list[Entry] = field(default_factory=list)  # our temporaries left by a crashed run
     refused: dict[str, Refused] = field(default_factory=dict)  # names no tree may deploy
     root_link: str | None = None  # the root is a symbolic link holding this
